@@ -1,0 +1,42 @@
+import { Flags } from '@oclif/core';
+import { Catalogue } from '../store/catalogue.js';
+import { DEFAULT_STORE, openStore, parseStoreUrl } from '../store/open.js';
+import { withEnv } from './env.js';
+import type { Logger } from './log.js';
+
+/** Flags naming the backup store, shared by every command that reads or writes backups. */
+export const storeFlags = withEnv({
+  store: Flags.string({
+    summary: 'Where backups live: a directory, file:///abs/path, or s3://bucket/prefix.',
+    default: DEFAULT_STORE,
+    helpGroup: 'STORE',
+  }),
+  's3-endpoint': Flags.string({ summary: 'S3 endpoint URL for S3-compatible services (MinIO, Ceph, ...).', helpGroup: 'STORE' }),
+  's3-region': Flags.string({ summary: 'S3 region (default: AWS_REGION, else us-east-1).', helpGroup: 'STORE' }),
+  's3-force-path-style': Flags.boolean({ summary: 'Address buckets by path, not by host name (MinIO).', helpGroup: 'STORE' }),
+  's3-sse': Flags.string({ summary: 'Server-side encryption for stored objects: AES256 or aws:kms.', helpGroup: 'STORE' }),
+  's3-sse-kms-key-id': Flags.string({ summary: 'KMS key for --s3-sse aws:kms.', helpGroup: 'STORE' }),
+});
+
+export interface StoreFlagValues {
+  store: string;
+  's3-endpoint'?: string | undefined;
+  's3-region'?: string | undefined;
+  's3-force-path-style'?: boolean | undefined;
+  's3-sse'?: string | undefined;
+  's3-sse-kms-key-id'?: string | undefined;
+}
+
+export function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger): Catalogue {
+  const cfg = parseStoreUrl(flags.store, {
+    s3Endpoint: flags['s3-endpoint'],
+    s3Region: flags['s3-region'],
+    s3ForcePathStyle: flags['s3-force-path-style'] || undefined,
+    s3Sse: flags['s3-sse'],
+    s3SseKmsKeyId: flags['s3-sse-kms-key-id'],
+  });
+  const store = openStore(cfg, {
+    onRetry: (op, err, attempt) => logger?.warn(`store ${op} failed, retrying`, { attempt, error: err instanceof Error ? err.message : String(err) }),
+  });
+  return new Catalogue(store);
+}

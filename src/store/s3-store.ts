@@ -1,0 +1,227 @@
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  S3Client,
+  type ServerSideEncryption,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable, pipeline } from 'node:stream';
+import { LifeboatError, NotFoundError } from '../cli/errors.js';
+import { HashCounter } from './hashing.js';
+import { checkKey, type GetOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
+import { describeS3Error, isNotFound } from './s3-errors.js';
+
+export interface S3StoreConfig {
+  bucket: string;
+  /** Key prefix inside the bucket, '' or ending in '/'. */
+  prefix: string;
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+  /** Server-side encryption: 'AES256' or 'aws:kms' (then optionally kmsKeyId). */
+  sse?: string;
+  sseKmsKeyId?: string;
+  /** Static credentials; when absent the AWS SDK's default credential chain is used. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Attempts per request (the SDK's retry strategy: 5xx, throttling, resets, timeouts). */
+  maxAttempts?: number;
+  /** A request with no bytes moving for this long fails (and is retried). */
+  idleTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Parts uploaded in parallel: memory is about (queueSize + 1) x part size. */
+  queueSize?: number;
+}
+
+const MiB = 1024 * 1024;
+const MIN_PART = 8 * MiB;
+const MAX_PARTS = 10_000;
+
+/** Part size so that an object of `expected` bytes (plus headroom) fits in 10,000 parts. */
+export function choosePartSize(expected: number | undefined): number {
+  if (!expected || expected <= 0) return 16 * MiB; // up to ~156 GiB
+  const needed = Math.ceil((expected * 1.25) / (MAX_PARTS - 100));
+  return Math.max(MIN_PART, Math.ceil(needed / MiB) * MiB);
+}
+
+/**
+ * S3 and S3-compatible stores. Puts stream through lib-storage's multipart upload with a bounded
+ * queue; a failed or aborted put aborts its multipart upload, so no parts are left behind.
+ */
+export class S3Store implements ObjectStore {
+  readonly location: string;
+  readonly client: S3Client;
+  private readonly cfg: S3StoreConfig;
+
+  constructor(cfg: S3StoreConfig) {
+    this.cfg = cfg;
+    this.location = `s3://${cfg.bucket}/${cfg.prefix}`;
+    const agentOpts = { keepAlive: true, maxSockets: 16 };
+    this.client = new S3Client({
+      region: cfg.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+      forcePathStyle: cfg.forcePathStyle ?? false,
+      ...(cfg.credentials ? { credentials: cfg.credentials } : {}),
+      maxAttempts: cfg.maxAttempts ?? 6,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: cfg.connectTimeoutMs ?? 10_000,
+        socketTimeout: cfg.idleTimeoutMs ?? 60_000,
+        httpAgent: new HttpAgent(agentOpts),
+        httpsAgent: new HttpsAgent(agentOpts),
+      }),
+    });
+  }
+
+  private full(key: string): string {
+    return this.cfg.prefix + checkKey(key);
+  }
+
+  private fail(err: unknown, action: string, key?: string): never {
+    throw describeS3Error(err, { action, bucket: this.cfg.bucket, key, endpoint: this.cfg.endpoint });
+  }
+
+  async put(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    const counter = new HashCounter();
+    // pipeline propagates a source error into the counter, which fails the upload.
+    pipeline(body, counter, () => undefined);
+    const upload = new Upload({
+      client: this.client,
+      queueSize: this.cfg.queueSize ?? 3,
+      partSize: choosePartSize(opts.expectedSize),
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.cfg.bucket,
+        Key: this.full(key),
+        Body: counter,
+        ContentType: opts.contentType ?? 'application/octet-stream',
+        ...(this.cfg.sse ? { ServerSideEncryption: this.cfg.sse as ServerSideEncryption } : {}),
+        ...(this.cfg.sseKmsKeyId ? { SSEKMSKeyId: this.cfg.sseKmsKeyId } : {}),
+      },
+    });
+    const onAbort = () => counter.destroy(Object.assign(new Error('Upload aborted.'), { name: 'AbortError' }));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (opts.signal?.aborted) onAbort();
+      await upload.done();
+    } catch (err) {
+      body.destroy();
+      counter.destroy();
+      // lib-storage aborts the multipart upload itself on failure; do it again in case it raced.
+      const uploadId = (upload as unknown as { uploadId?: string }).uploadId;
+      if (uploadId) {
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.full(key), UploadId: uploadId }))
+          .catch(() => undefined);
+      }
+      if (err instanceof Error && err.name === 'AbortError') throw err;
+      this.fail(err, 'upload', key);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    return { key, size: counter.bytes, sha256: counter.sha256 };
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<Readable> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.cfg.bucket,
+          Key: this.full(key),
+          ...(opts.start ? { Range: `bytes=${opts.start}-` } : {}),
+        }),
+        opts.signal ? { abortSignal: opts.signal } : {},
+      );
+      if (!(res.Body instanceof Readable)) throw new Error('S3 GetObject returned no stream body');
+      return res.Body;
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`No object ${key} in ${this.location}.`);
+      this.fail(err, 'download', key);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }));
+      return { key, size: res.ContentLength ?? 0, modified: res.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      this.fail(err, 'stat', key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const pages = paginateListObjectsV2(
+      { client: this.client, pageSize: 1000 },
+      { Bucket: this.cfg.bucket, Prefix: this.cfg.prefix + prefix },
+    );
+    try {
+      for await (const page of pages) {
+        for (const obj of page.Contents ?? []) {
+          if (!obj.Key) continue;
+          yield {
+            key: obj.Key.slice(this.cfg.prefix.length),
+            size: obj.Size ?? 0,
+            modified: obj.LastModified ?? new Date(0),
+          };
+        }
+      }
+    } catch (err) {
+      if (err instanceof LifeboatError) throw err;
+      this.fail(err, 'list');
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      this.fail(err, 'delete', key);
+    }
+  }
+
+  /** Aborts multipart uploads under the prefix started before `olderThan` (left by a crash). */
+  async cleanupIncomplete(olderThan: Date): Promise<number> {
+    let removed = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const res = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.cfg.bucket,
+            Prefix: this.cfg.prefix,
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+        );
+        for (const u of res.Uploads ?? []) {
+          if (u.Key && u.UploadId && u.Initiated && u.Initiated < olderThan) {
+            await this.client.send(
+              new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: u.Key, UploadId: u.UploadId }),
+            );
+            removed++;
+          }
+        }
+        if (!res.IsTruncated) break;
+        keyMarker = res.NextKeyMarker;
+        uploadIdMarker = res.NextUploadIdMarker;
+      }
+    } catch (err) {
+      this.fail(err, 'clean up incomplete uploads in');
+    }
+    return removed;
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}
