@@ -36,17 +36,14 @@ export class FileStore implements ObjectStore {
     const tmp = path.join(dir, `${TMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(final)}`);
     const handle = await this.fsCall('write to', dir, () => fs.open(tmp, 'wx', 0o600));
     const counter = new HashCounter();
-    let closed = false;
     try {
-      const out = createWriteStream('', { fd: handle, autoClose: false });
+      // The stream owns the handle: it fsyncs (flush) and closes it before the pipeline resolves.
+      const out = createWriteStream('', { fd: handle, flush: true });
       await pipeline(body, counter, out, opts.signal ? { signal: opts.signal } : {});
-      await handle.sync();
-      await handle.close();
-      closed = true;
       await fs.rename(tmp, final);
       await syncDir(dir);
     } catch (err) {
-      if (!closed) await handle.close().catch(() => undefined);
+      await handle.close().catch(() => undefined);
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       if (isErrno(err) && (err.code === 'ENOSPC' || err.code === 'EACCES' || err.code === 'EROFS')) {
         throw new LifeboatError(`Cannot write ${final}: ${err.code === 'ENOSPC' ? 'no space left on device' : 'permission denied'}.`, {

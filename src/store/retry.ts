@@ -37,11 +37,24 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
+/** True when the backend already retried this error itself (the AWS SDK records its attempts). */
+export function alreadyRetried(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const attempts = (e as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+    if (typeof attempts === 'number' && attempts > 1) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+const worthRetrying = (err: unknown) => isTransient(err) && !alreadyRetried(err);
+
 /**
  * Retries a store's idempotent operations on transient errors, with exponential backoff and
  * jitter, up to a cap. Reads that break mid-stream resume from the last byte received.
  * put is passed through: its body can be read once, so the backend retries it at the level of
- * the parts it buffers (S3), or it cannot fail transiently (local directory).
+ * the parts it buffers (S3), or it cannot fail transiently (local directory). Errors the backend
+ * already retried to its own cap are not retried again, so attempts never multiply.
  */
 export class RetryingStore implements ObjectStore {
   readonly location: string;
@@ -62,9 +75,9 @@ export class RetryingStore implements ObjectStore {
       factor: 2,
       randomize: true,
       ...(signal ? { signal } : {}),
-      shouldRetry: ({ error }) => isTransient(error),
+      shouldRetry: ({ error }) => worthRetrying(error),
       onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft > 0 && isTransient(error)) this.onRetry?.(op, error, attemptNumber);
+        if (retriesLeft > 0 && worthRetrying(error)) this.onRetry?.(op, error, attemptNumber);
       },
     });
   }
@@ -97,7 +110,7 @@ export class RetryingStore implements ObjectStore {
         }
         return;
       } catch (err) {
-        if (yielded || !isTransient(err) || attempt >= this.policy.retries) throw err;
+        if (yielded || !worthRetrying(err) || attempt >= this.policy.retries) throw err;
         this.onRetry?.('list', err, ++attempt);
         await sleep(backoff(this.policy, attempt));
       }
@@ -121,7 +134,7 @@ export class RetryingStore implements ObjectStore {
       src.once('end', () => out.end());
       src.once('error', (err) => {
         if (out.destroyed) return;
-        if (!isTransient(err) || attempt >= this.policy.retries) {
+        if (!worthRetrying(err) || attempt >= this.policy.retries) {
           out.destroy(err);
           return;
         }

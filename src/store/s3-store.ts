@@ -40,7 +40,7 @@ export interface S3StoreConfig {
 }
 
 const MiB = 1024 * 1024;
-const MIN_PART = 8 * MiB;
+const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
 
 /** Part size so that an object of `expected` bytes (plus headroom) fits in 10,000 parts. */
@@ -94,7 +94,7 @@ export class S3Store implements ObjectStore {
     pipeline(body, counter, () => undefined);
     const upload = new Upload({
       client: this.client,
-      queueSize: this.cfg.queueSize ?? 3,
+      queueSize: this.cfg.queueSize ?? 2,
       partSize: choosePartSize(opts.expectedSize),
       leavePartsOnError: false,
       params: {
@@ -195,16 +195,16 @@ export class S3Store implements ObjectStore {
     let uploadIdMarker: string | undefined;
     try {
       for (;;) {
+        // No Prefix: MinIO only matches a prefix equal to a whole key, so filter here instead.
         const res = await this.client.send(
           new ListMultipartUploadsCommand({
             Bucket: this.cfg.bucket,
-            Prefix: this.cfg.prefix,
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
             ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
           }),
         );
         for (const u of res.Uploads ?? []) {
-          if (u.Key && u.UploadId && u.Initiated && u.Initiated < olderThan) {
+          if (u.Key?.startsWith(this.cfg.prefix) && u.UploadId && u.Initiated && u.Initiated < olderThan) {
             await this.client.send(
               new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: u.Key, UploadId: u.UploadId }),
             );

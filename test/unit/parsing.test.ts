@@ -92,12 +92,12 @@ describe('object keys', () => {
 
 describe('multipart part size', () => {
   const MiB = 1024 * 1024;
-  it('is at least 8 MiB and keeps any expected size under 10,000 parts with headroom', () => {
+  it('is at least 5 MiB and keeps any expected size under 10,000 parts with headroom', () => {
     expect(choosePartSize(undefined)).toBe(16 * MiB);
-    expect(choosePartSize(1024)).toBe(8 * MiB);
+    expect(choosePartSize(1024)).toBe(5 * MiB);
     for (const size of [1, 80 * 1024 * MiB, 200 * 1024 * MiB, 5 * 1024 * 1024 * MiB]) {
       const part = choosePartSize(size);
-      expect(part).toBeGreaterThanOrEqual(8 * MiB);
+      expect(part).toBeGreaterThanOrEqual(5 * MiB);
       expect(Math.ceil((size * 1.25) / part)).toBeLessThan(10_000);
     }
   });

@@ -1,0 +1,527 @@
+/**
+ * Test-rig components: start and stop real etcd (3.4 and 3.5) and MinIO processes on
+ * 127.0.0.1 with free ports and temp dirs (DESIGN.md §6).
+ *
+ * Binary locations come from rig.json, written by `bash test/rig/build.sh` — the single
+ * source of truth. Every spawned process is SIGKILLed if this Node process exits without
+ * stopping it. Set LIFEBOAT_RIG_KEEP=1 to keep temp dirs (data + logs) after stop().
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+
+const execFileP = promisify(execFile);
+
+// ---------------------------------------------------------------------------
+// rig.json
+// ---------------------------------------------------------------------------
+
+export interface EtcdBins {
+  etcd: string;
+  etcdctl: string;
+  /** Only for 3.5 (3.4 has no etcdutl). */
+  etcdutl?: string;
+}
+
+export interface RigPaths {
+  etcd34: { etcd: string; etcdctl: string };
+  etcd35: { etcd: string; etcdutl: string; etcdctl: string };
+  minio: { minio: string; mc: string };
+}
+
+/** What global-setup provides to tests: `inject('rig')`. JSON-serialisable. */
+export interface RigContext {
+  etcd34: { endpoint: string; dataDir: string };
+  etcd35: { endpoint: string; dataDir: string };
+  minio: { endpoint: string; accessKey: string; secretKey: string; region: string; bucket: string };
+  bins: RigPaths;
+}
+
+/** Same rule as build.sh: ${LIFEBOAT_RIG_CACHE:-$HOME/.cache/lifeboat-rig}. */
+export function rigCacheDir(): string {
+  const fromEnv = process.env['LIFEBOAT_RIG_CACHE'];
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'lifeboat-rig');
+}
+
+export function readRig(): RigPaths {
+  const file = join(rigCacheDir(), 'rig.json');
+  const hint = 'run `bash test/rig/build.sh` (or `npm run rig`) first';
+  let rig: RigPaths;
+  try {
+    rig = JSON.parse(readFileSync(file, 'utf8')) as RigPaths;
+  } catch (err) {
+    throw new Error(`test rig not built: cannot read ${file} (${(err as Error).message}); ${hint}`);
+  }
+  const paths = [rig.etcd34?.etcd, rig.etcd34?.etcdctl, rig.etcd35?.etcd, rig.etcd35?.etcdutl, rig.etcd35?.etcdctl, rig.minio?.minio, rig.minio?.mc];
+  for (const p of paths) {
+    if (typeof p !== 'string' || !existsSync(p)) {
+      throw new Error(`test rig incomplete: ${file} lists missing binary ${String(p)}; ${hint}`);
+    }
+  }
+  return rig;
+}
+
+// ---------------------------------------------------------------------------
+// Process bookkeeping
+// ---------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+let cleanupRegistered = false;
+
+function killAllSync(): void {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+  if (process.env['LIFEBOAT_RIG_KEEP'] !== '1') {
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+  }
+  tempDirs.clear();
+}
+
+function registerCleanup(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  process.on('exit', killAllSync);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAllSync();
+      // If nobody else handles the signal, restore the default behaviour (terminate).
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+}
+
+function track(child: ChildProcess, dir: string): void {
+  registerCleanup();
+  children.add(child);
+  tempDirs.add(dir);
+  child.once('exit', () => children.delete(child));
+}
+
+async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `lifeboat-${prefix}-`));
+  registerCleanup();
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Spawns `bin args` with stdout+stderr appended to logFile. */
+function spawnLogged(bin: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, dir: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(bin, args, { stdio: ['ignore', fd, fd], env, cwd: dir });
+    track(child, dir);
+    return child;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** SIGTERM, wait, SIGKILL after graceMs; resolves once the process has exited. */
+async function terminate(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  try {
+    await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function removeTempDir(dir: string): Promise<void> {
+  tempDirs.delete(dir);
+  if (process.env['LIFEBOAT_RIG_KEEP'] === '1') return;
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+async function logTail(logFile: string, lines = 40): Promise<string> {
+  try {
+    const text = await readFile(logFile, 'utf8');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------
+// Ports, HTTP probes
+// ---------------------------------------------------------------------------
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close((err) => (err ? reject(err) : port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+interface ProbeTls {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** GET url; resolves with status and body, never rejects (status 0 on connection errors). */
+function probe(url: string, tls?: ProbeTls): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const options = { method: 'GET', timeout: 2000, ...(u.protocol === 'https:' && tls ? tls : {}) };
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.end();
+  });
+}
+
+/** Polls `ready` until true; fails early if the process exits, or after timeoutMs. */
+async function waitUntil(what: string, child: ChildProcess, logFile: string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before becoming healthy; log ${logFile}:\n${await logTail(logFile)}`);
+    }
+    if (await ready()) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${what} not healthy after ${timeoutMs / 1000}s; log ${logFile}:\n${await logTail(logFile)}`);
+    }
+    await sleep(100);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// etcd
+// ---------------------------------------------------------------------------
+
+export type EtcdVersion = '3.4' | '3.5';
+
+export interface EtcdTlsOptions {
+  caFile: string;
+  /** Server certificate and key (SAN 127.0.0.1). */
+  certFile: string;
+  keyFile: string;
+  /** Require clients to present a certificate signed by caFile. */
+  clientCertAuth?: boolean;
+  /** Client certificate for the rig's own health checks and ctl(); defaults to certFile/keyFile. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
+export interface StartEtcdOptions {
+  version: EtcdVersion;
+  tls?: EtcdTlsOptions;
+  name?: string;
+}
+
+export interface EtcdHandle {
+  /** Client URL, e.g. http://127.0.0.1:40123 (https:// with tls). */
+  endpoint: string;
+  /** The URL etcd listens on and advertises for clients (same as endpoint). */
+  clientUrl: string;
+  peerUrl: string;
+  name: string;
+  dataDir: string;
+  logFile: string;
+  version: EtcdVersion;
+  bins: EtcdBins;
+  tls?: EtcdTlsOptions;
+  pid: number;
+  /** Runs this version's etcdctl (API v3) against this member; resolves with stdout. */
+  ctl(args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdHandle> {
+  const rig = readRig();
+  const bins: EtcdBins = opts.version === '3.4' ? { ...rig.etcd34 } : { ...rig.etcd35 };
+  const name = opts.name ?? `lifeboat-${opts.version.replace('.', '')}`;
+  const dir = await makeTempDir(`etcd${opts.version.replace('.', '')}`);
+  const dataDir = join(dir, 'data');
+  const logFile = join(dir, 'etcd.log');
+  const [clientPort, peerPort] = await freePorts(2);
+  const scheme = opts.tls ? 'https' : 'http';
+  const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const tls = opts.tls;
+
+  const args = [
+    '--name', name,
+    '--data-dir', dataDir,
+    '--listen-client-urls', clientUrl,
+    '--advertise-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `${name}=${peerUrl}`,
+    '--initial-cluster-state', 'new',
+    '--initial-cluster-token', `lifeboat-${randomBytes(4).toString('hex')}`,
+    '--logger', 'zap',
+    '--log-outputs', 'stderr',
+  ];
+  if (tls) {
+    args.push('--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile);
+    if (tls.clientCertAuth) args.push('--client-cert-auth');
+  }
+  // Keep the child's environment free of ETCD_* / ETCDCTL_* leaking in from the caller.
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^ETCD(CTL)?_/.test(k)) env[k] = v;
+
+  const child = spawnLogged(bins.etcd, args, logFile, env, dir);
+  const probeTls: ProbeTls | undefined = tls
+    ? {
+        ca: await readFile(tls.caFile, 'utf8'),
+        cert: await readFile(tls.clientCertFile ?? tls.certFile, 'utf8'),
+        key: await readFile(tls.clientKeyFile ?? tls.keyFile, 'utf8'),
+      }
+    : undefined;
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await terminate(child);
+      await removeTempDir(dir);
+    })());
+
+  try {
+    await waitUntil(`etcd ${opts.version} (${clientUrl})`, child, logFile, async () => {
+      const res = await probe(`${clientUrl}/health`, probeTls);
+      if (res.status !== 200) return false;
+      try {
+        return (JSON.parse(res.body) as { health?: unknown }).health === 'true';
+      } catch {
+        return false;
+      }
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const ctl = async (ctlArgs: string[]): Promise<string> => {
+    const tlsArgs = tls
+      ? ['--cacert', tls.caFile, '--cert', tls.clientCertFile ?? tls.certFile, '--key', tls.clientKeyFile ?? tls.keyFile]
+      : [];
+    const { stdout } = await execFileP(bins.etcdctl, ['--endpoints', clientUrl, ...tlsArgs, ...ctlArgs], {
+      env: { ...env, ETCDCTL_API: '3' },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout;
+  };
+
+  return {
+    endpoint: clientUrl,
+    clientUrl,
+    peerUrl,
+    name,
+    dataDir,
+    logFile,
+    version: opts.version,
+    bins,
+    ...(tls ? { tls } : {}),
+    pid: child.pid ?? -1,
+    ctl,
+    stop,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// MinIO
+// ---------------------------------------------------------------------------
+
+export interface MinioHandle {
+  /** S3 endpoint, http://127.0.0.1:PORT (use forcePathStyle). */
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+  dataDir: string;
+  logFile: string;
+  pid: number;
+  createBucket(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMinio(): Promise<MinioHandle> {
+  const rig = readRig();
+  const dir = await makeTempDir('minio');
+  const dataDir = join(dir, 'data');
+  const logFile = join(dir, 'minio.log');
+  const [port, consolePort] = await freePorts(2);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const accessKey = `lifeboat-${randomBytes(4).toString('hex')}`;
+  const secretKey = randomBytes(18).toString('base64url');
+  const region = 'us-east-1';
+
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(MINIO|MC|AWS)_/.test(k)) env[k] = v;
+  Object.assign(env, {
+    MINIO_ROOT_USER: accessKey,
+    MINIO_ROOT_PASSWORD: secretKey,
+    MINIO_REGION: region,
+    MINIO_BROWSER: 'off',
+    MINIO_UPDATE: 'off',
+    MINIO_CALLHOME_ENABLE: 'off',
+    // Tolerate a data dir on the root disk and skip hardware checks meant for production.
+    MINIO_CI_CD: 'on',
+  });
+
+  const args = [
+    'server', dataDir,
+    '--address', `127.0.0.1:${port}`,
+    '--console-address', `127.0.0.1:${consolePort}`,
+    '--certs-dir', join(dir, 'certs'),
+    '--quiet',
+  ];
+  const child = spawnLogged(rig.minio.minio, args, logFile, env, dir);
+
+  let s3: S3Client | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      s3?.destroy();
+      await terminate(child);
+      await removeTempDir(dir);
+    })());
+
+  try {
+    await waitUntil(`minio (${endpoint})`, child, logFile, async () => {
+      const live = await probe(`${endpoint}/minio/health/live`);
+      return live.status === 200 && (await probe(`${endpoint}/minio/health/ready`)).status === 200;
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const createBucket = async (name: string): Promise<void> => {
+    s3 ??= new S3Client({
+      endpoint,
+      region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: name }));
+  };
+
+  return { endpoint, accessKey, secretKey, region, dataDir, logFile, pid: child.pid ?? -1, createBucket, stop };
+}
+
+// ---------------------------------------------------------------------------
+// TLS material
+// ---------------------------------------------------------------------------
+
+export interface TlsCerts {
+  caFile: string;
+  /** Server certificate: SAN IP:127.0.0.1, DNS:localhost; usable as a client cert too. */
+  certFile: string;
+  keyFile: string;
+  /** Client certificate (CN=lifeboat-client). */
+  clientCertFile: string;
+  clientKeyFile: string;
+}
+
+const OPENSSL_CONFIG = `
+[req]
+distinguished_name = dn
+prompt = no
+
+[dn]
+CN = unused
+
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+/** Generates a throwaway CA, server cert and client cert in dir with the openssl CLI. */
+export async function genTlsCerts(dir: string): Promise<TlsCerts> {
+  const f = (name: string): string => join(dir, name);
+  const openssl = async (args: string[]): Promise<void> => {
+    try {
+      await execFileP('openssl', args, { cwd: dir });
+    } catch (err) {
+      const e = err as Error & { stderr?: string };
+      throw new Error(`openssl ${args[0]} failed: ${e.stderr ?? e.message}`);
+    }
+  };
+  const cnf = f('openssl.cnf');
+  await writeFile(cnf, OPENSSL_CONFIG);
+  const genKey = async (file: string): Promise<void> => {
+    await openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', file]);
+    await chmod(file, 0o600);
+  };
+  const days = '7';
+
+  await genKey(f('ca.key'));
+  await openssl(['req', '-config', cnf, '-new', '-x509', '-key', f('ca.key'), '-out', f('ca.crt'), '-days', days,
+    '-subj', '/CN=lifeboat-test-ca', '-extensions', 'ca_ext']);
+
+  const issue = async (base: string, cn: string, ext: string): Promise<void> => {
+    await genKey(f(`${base}.key`));
+    await openssl(['req', '-config', cnf, '-new', '-key', f(`${base}.key`), '-out', f(`${base}.csr`), '-subj', `/CN=${cn}`]);
+    await openssl(['x509', '-req', '-in', f(`${base}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial',
+      '-out', f(`${base}.crt`), '-days', days, '-extfile', cnf, '-extensions', ext]);
+  };
+  await issue('server', 'localhost', 'server_ext');
+  await issue('client', 'lifeboat-client', 'client_ext');
+
+  return {
+    caFile: f('ca.crt'),
+    certFile: f('server.crt'),
+    keyFile: f('server.key'),
+    clientCertFile: f('client.crt'),
+    clientKeyFile: f('client.key'),
+  };
+}
