@@ -12,6 +12,11 @@ function fields(err: unknown): AwsLikeError {
   return typeof err === 'object' && err !== null ? (err as AwsLikeError) : {};
 }
 
+export function nameOf(err: unknown): string {
+  const e = fields(err);
+  return e.name ?? e.Code ?? '';
+}
+
 export function isNotFound(err: unknown): boolean {
   const e = fields(err);
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket');
@@ -40,6 +45,13 @@ export function describeS3Error(
     return new LifeboatError(`The S3 credentials were rejected${where} (${name}).`, {
       cause: err,
       hint: 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile in use.',
+    });
+  }
+  if (status === 403 && fields(err).Code === undefined) {
+    // HEAD responses carry no error body, so the service cannot say which of the two it was.
+    return new LifeboatError(`Access denied or credentials rejected trying to ${ctx.action} ${target}${where}.`, {
+      cause: err,
+      hint: 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS profile), and that they may use this bucket.',
     });
   }
   if (name === 'AccessDenied' || status === 403) {

@@ -12,11 +12,12 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable, pipeline } from 'node:stream';
+import { Readable, Writable, pipeline } from 'node:stream';
+import { pipeline as pipelineP } from 'node:stream/promises';
 import { LifeboatError, NotFoundError } from '../cli/errors.js';
 import { HashCounter } from './hashing.js';
 import { checkKey, type GetOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
-import { describeS3Error, isNotFound } from './s3-errors.js';
+import { describeS3Error, isNotFound, nameOf } from './s3-errors.js';
 
 export interface S3StoreConfig {
   bucket: string;
@@ -112,6 +113,9 @@ export class S3Store implements ObjectStore {
       if (opts.signal?.aborted) onAbort();
       await upload.done();
     } catch (err) {
+      if (nameOf(err) === 'NoSuchUpload' && counter.writableFinished && (await this.completedDespite(key, counter))) {
+        return { key, size: counter.bytes, sha256: counter.sha256 };
+      }
       body.destroy();
       counter.destroy();
       // lib-storage aborts the multipart upload itself on failure; do it again in case it raced.
@@ -127,6 +131,27 @@ export class S3Store implements ObjectStore {
       opts.signal?.removeEventListener('abort', onAbort);
     }
     return { key, size: counter.bytes, sha256: counter.sha256 };
+  }
+
+  /**
+   * CompleteMultipartUpload is not idempotent: when its response is lost after the service
+   * completed the upload, the SDK's retry gets NoSuchUpload. The object is then kept only if it
+   * reads back with exactly the bytes sent; anything else under the key is removed.
+   */
+  private async completedDespite(key: string, counter: HashCounter): Promise<boolean> {
+    try {
+      const info = await this.stat(key);
+      if (!info) return false;
+      if (info.size === counter.bytes) {
+        const check = new HashCounter();
+        await pipelineP(await this.get(key), check, new Writable({ write: (_c, _e, cb) => cb() }));
+        if (check.sha256 === counter.sha256) return true;
+      }
+      await this.delete(key);
+    } catch {
+      // Could not prove the object intact: report the original failure.
+    }
+    return false;
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<Readable> {
