@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
+// The AWS SDK's notice that its 2027 releases need Node 22 is noise in test output (workers and
+// the CLI processes the tests start inherit this).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export default defineConfig({
   test: {
     projects: [

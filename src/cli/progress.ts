@@ -1,0 +1,40 @@
+import cliProgress from 'cli-progress';
+import { formatBytes } from './output.js';
+
+export interface ByteProgress {
+  update(done: number, total: number): void;
+  stop(): void;
+}
+
+/** A bytes-and-rate bar on stderr when stderr is a terminal; silent otherwise. */
+export function byteProgress(label: string, stream: NodeJS.WriteStream = process.stderr): ByteProgress {
+  if (!stream.isTTY) return { update: () => undefined, stop: () => undefined };
+  const started = Date.now();
+  const bar = new cliProgress.SingleBar(
+    {
+      stream,
+      format: `${label} [{bar}] {percentage}% | {doneText} / {totalText} | {rate}/s`,
+      hideCursor: true,
+      clearOnComplete: false,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let begun = false;
+  return {
+    update(done, total) {
+      const secs = Math.max(0.001, (Date.now() - started) / 1000);
+      const payload = { doneText: formatBytes(done), totalText: formatBytes(Math.max(total, done)), rate: formatBytes(Math.round(done / secs)) };
+      if (!begun) {
+        bar.start(Math.max(total, done, 1), done, payload);
+        begun = true;
+      } else {
+        bar.setTotal(Math.max(total, done, 1));
+        bar.update(done, payload);
+      }
+    },
+    stop() {
+      if (begun) bar.stop();
+    },
+  };
+}

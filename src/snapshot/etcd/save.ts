@@ -1,0 +1,137 @@
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { LifeboatError } from '../../cli/errors.js';
+import { describeEtcdError, firstHealthy, type EtcdConnection, type MemberStatus } from '../../etcd/connection.js';
+import type { Catalogue } from '../../store/catalogue.js';
+import { HashCounter } from '../../store/hashing.js';
+import type { BackupManifest } from '../../store/manifest.js';
+import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
+import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
+import { StallGuard } from './stall.js';
+import { TrailerCheck, TRAILER_SIZE } from './trailer.js';
+
+export interface SnapshotOptions {
+  connection: EtcdConnection;
+  codec: Codec;
+  level?: number | undefined;
+  encryption?: EncryptionConfig | undefined;
+  labels?: Record<string, string>;
+  /** No bytes from etcd for this long fails the run (0 = never). */
+  stallTimeoutMs: number;
+  signal?: AbortSignal;
+  /** Called as bytes arrive from etcd: received so far, and the db size etcd reported. */
+  onProgress?: (received: number, expected: number) => void;
+  /** Called once the serving member is known. */
+  onConnected?: (status: MemberStatus) => void;
+}
+
+export interface SnapshotDetails {
+  endpoint: string;
+  etcdVersion: string;
+  clusterId: string;
+  memberId: string;
+  leader: string;
+  /** The member's revision from a Status call just before the snapshot started. */
+  revision: number;
+  /** Size of the db (without etcd's 32-byte trailer) and its sha256, as checked against the trailer. */
+  dbSize: number;
+  dbSha256: string;
+  durationMs: number;
+}
+
+/** The snapshot object's name: snapshot.db[.zst|.gz][.age]. */
+export function snapshotObjectName(codec: Codec, encrypted: boolean): string {
+  return `snapshot.db${CODEC_SUFFIX[codec]}${encrypted ? AGE_SUFFIX : ''}`;
+}
+
+/**
+ * Streams a snapshot from the first healthy etcd member through trailer check, compression and
+ * encryption into the store, then commits the manifest. No temporary file, no whole snapshot in
+ * memory. If anything fails (etcd dies, the trailer does not match, the store fails, a signal),
+ * the partial object is removed and no backup exists.
+ */
+export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promise<BackupManifest> {
+  const started = Date.now();
+  const { client, status } = await firstHealthy(opts.connection, opts.signal);
+  opts.onConnected?.(status);
+  const writer = cat.begin('etcd', { labels: opts.labels ?? {} });
+  const name = snapshotObjectName(opts.codec, Boolean(opts.encryption));
+  let source: (Readable & { cancel?: () => void }) | undefined;
+  try {
+    source = (await client.maintenance.snapshot()) as unknown as Readable & { cancel?: () => void };
+    const trailer = new TrailerCheck({ required: true, what: `The snapshot from ${status.endpoint}` });
+    const payload = new HashCounter();
+    let received = 0;
+    const blobs = new Transform({
+      writableObjectMode: true,
+      transform(msg: { blob?: Buffer }, _enc, cb: TransformCallback) {
+        const blob = msg.blob;
+        if (blob && blob.length) {
+          received += blob.length;
+          opts.onProgress?.(received, status.dbSize);
+          cb(null, blob);
+        } else cb();
+      },
+    });
+    const stages = [
+      source,
+      blobs,
+      new StallGuard(opts.stallTimeoutMs, `etcd (${status.endpoint})`),
+      trailer,
+      payload,
+      compressor(opts.codec, opts.level),
+      ...(opts.encryption ? [encryptor(opts.encryption)] : []),
+    ];
+    let streamError: Error | undefined;
+    const body = pipeline(stages as unknown as [Readable, ...Transform[]], (err) => {
+      if (err) streamError ??= err;
+    }) as unknown as Readable;
+    const onAbort = () => source?.destroy(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error('aborted'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await writer.put(name, body, {
+        expectedSize: status.dbSize + TRAILER_SIZE,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        describe: () => ({
+          payload: { size: payload.bytes, sha256: payload.sha256 },
+          codec: opts.codec,
+          ...(opts.encryption ? { encryption: { scheme: 'age' as const, recipients: recipientFingerprints(opts.encryption) } } : {}),
+        }),
+      });
+    } catch (err) {
+      throw streamFailure(streamError ?? err, status.endpoint);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    if (streamError) throw streamFailure(streamError, status.endpoint);
+    if (!trailer.result) throw new LifeboatError('The snapshot stream ended without being checked; not keeping it.');
+    const details: SnapshotDetails = {
+      endpoint: status.endpoint,
+      etcdVersion: status.version,
+      clusterId: status.clusterId,
+      memberId: status.memberId,
+      leader: status.leader,
+      revision: status.revision,
+      dbSize: trailer.bytes - TRAILER_SIZE,
+      dbSha256: trailer.result.dbSha256,
+      durationMs: Date.now() - started,
+    };
+    return await writer.commit({
+      source: { cluster: status.clusterId, endpoint: status.endpoint, etcdVersion: status.version, memberId: status.memberId },
+      details: { ...details },
+    });
+  } catch (err) {
+    source?.cancel?.();
+    source?.destroy();
+    await writer.abort();
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+/** Keeps lifeboat's own errors; turns gRPC/stream errors into one sentence. */
+function streamFailure(err: unknown, endpoint: string): unknown {
+  if (err instanceof LifeboatError) return err;
+  if (err instanceof Error && err.name === 'AbortError') return err;
+  return new LifeboatError(`The snapshot from ${endpoint} failed: ${describeEtcdError(err)}; nothing was stored.`, { cause: err });
+}
