@@ -30,3 +30,23 @@ export async function fillEtcd(endpoint: string, opts: { count: number; valueSiz
     if (!opts.client) client.close();
   }
 }
+
+/** Every key and value (base64) in an etcd, for comparing two of them. */
+export async function dumpEtcd(endpoint: string): Promise<Map<string, string>> {
+  const client = new Etcd3({ hosts: [endpoint] });
+  try {
+    const all = await client.getAll().prefix('').buffers();
+    return new Map(Object.entries(all).map(([k, v]) => [k, v.toString('base64')]));
+  } finally {
+    client.close();
+  }
+}
+
+export async function currentRevision(endpoint: string): Promise<number> {
+  const client = new Etcd3({ hosts: [endpoint] });
+  try {
+    return Number((await client.maintenance.status()).header.revision);
+  } finally {
+    client.close();
+  }
+}

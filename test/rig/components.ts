@@ -248,6 +248,13 @@ export interface StartEtcdOptions {
   version: EtcdVersion;
   tls?: EtcdTlsOptions;
   name?: string;
+  /** Start on an existing data dir (e.g. a restored one); it is left in place on stop. */
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
+  /** name=peerURL,... for a member of a multi-member cluster (default: this member alone). */
+  initialCluster?: string;
+  initialClusterToken?: string;
 }
 
 export interface EtcdHandle {
@@ -273,9 +280,11 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdHandle> {
   const bins: EtcdBins = opts.version === '3.4' ? { ...rig.etcd34 } : { ...rig.etcd35 };
   const name = opts.name ?? `lifeboat-${opts.version.replace('.', '')}`;
   const dir = await makeTempDir(`etcd${opts.version.replace('.', '')}`);
-  const dataDir = join(dir, 'data');
+  const dataDir = opts.dataDir ?? join(dir, 'data');
   const logFile = join(dir, 'etcd.log');
-  const [clientPort, peerPort] = await freePorts(2);
+  const [freeClient, freePeer] = await freePorts(2);
+  const clientPort = opts.clientPort ?? freeClient!;
+  const peerPort = opts.peerPort ?? freePeer!;
   const scheme = opts.tls ? 'https' : 'http';
   const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
@@ -288,9 +297,9 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdHandle> {
     '--advertise-client-urls', clientUrl,
     '--listen-peer-urls', peerUrl,
     '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `${name}=${peerUrl}`,
+    '--initial-cluster', opts.initialCluster ?? `${name}=${peerUrl}`,
     '--initial-cluster-state', 'new',
-    '--initial-cluster-token', `lifeboat-${randomBytes(4).toString('hex')}`,
+    '--initial-cluster-token', opts.initialClusterToken ?? `lifeboat-${randomBytes(4).toString('hex')}`,
     '--logger', 'zap',
     '--log-outputs', 'stderr',
   ];
