@@ -1,28 +1,103 @@
-// `npm run demo`: the main job on the embedded default, the local-directory store.
-// Writes a backup through the catalogue (data first, manifest last), then lists, describes and
-// verifies it with the real CLI.
-import { execFileSync } from 'node:child_process';
-import { Readable } from 'node:stream';
+// `npm run demo`: the main job on the embedded default. Starts a throwaway etcd, writes sample
+// Kubernetes-like data, snapshots it into the local-directory store (./lifeboat-backups), shows
+// the backup, restores it into a new data dir, starts etcd on that and checks every key matches.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Catalogue } from '../dist/store/catalogue.js';
-import { openStore, parseStoreUrl, DEFAULT_STORE } from '../dist/store/open.js';
+import { Etcd3 } from 'etcd3';
 
-const storeUrl = process.env.LIFEBOAT_STORE || DEFAULT_STORE;
-const cat = new Catalogue(openStore(parseStoreUrl(storeUrl)));
-const bin = fileURLToPath(new URL('../bin/run.js', import.meta.url));
-const lifeboat = (...args) => {
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'bin', 'run.js');
+const store = process.env.LIFEBOAT_STORE || './lifeboat-backups';
+const etcdBin = process.env.LIFEBOAT_DEMO_ETCD || '/usr/bin/etcd';
+const children = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startEtcd(dataDir, name = 'default') {
+  const [client, peer] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const child = spawn(etcdBin, [
+    '--name', name, '--data-dir', dataDir,
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `${name}=${peerUrl}`,
+  ], { stdio: 'ignore' });
+  children.push(child);
+  const client3 = new Etcd3({ hosts: [url], dialTimeout: 1000 });
+  for (let i = 0; ; i++) {
+    try {
+      await client3.maintenance.status();
+      break;
+    } catch (err) {
+      if (i > 100) throw new Error(`etcd did not start: ${err.message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { url, peerUrl, client: client3, stop: () => (client3.close(), child.kill('SIGTERM')) };
+}
+
+function lifeboat(...args) {
   console.log(`\n$ lifeboat ${args.join(' ')}`);
-  execFileSync(process.execPath, [bin, ...args, '--store', storeUrl], { stdio: 'inherit' });
-};
+  return execFileSync(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+}
 
-const payload = Buffer.from(
-  JSON.stringify({ demo: true, createdAt: new Date().toISOString(), note: 'sample payload written by npm run demo' }, null, 2),
-);
-const writer = cat.begin('etcd', { labels: { demo: 'true' } });
-await writer.put('snapshot.db', Readable.from([payload]));
-const manifest = await writer.commit({ source: { cluster: 'demo', endpoint: 'none' }, details: { sample: true } });
-console.log(`Wrote backup ${manifest.id} to ${cat.store.location}`);
+const work = await mkdtemp(join(tmpdir(), 'lifeboat-demo-'));
+try {
+  console.log(`Starting a throwaway etcd (${etcdBin}) in ${work} ...`);
+  const etcd = await startEtcd(join(work, 'etcd-data'));
+  let written = 0;
+  for (let ns = 0; ns < 5; ns++) {
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => {
+        const name = `app-config-${i}`;
+        const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: `team-${ns}` }, data: { 'settings.yaml': `replicas: ${i % 5 + 1}\nlevel: info\n` } };
+        written++;
+        return etcd.client.put(`/registry/configmaps/team-${ns}/${name}`).value(JSON.stringify(cm));
+      }),
+    );
+  }
+  console.log(`Wrote ${written} ConfigMaps under /registry/configmaps/.`);
 
-lifeboat('backups', 'list');
-lifeboat('backups', 'describe', manifest.id);
-lifeboat('backups', 'verify', manifest.id);
+  const out = lifeboat('etcd', 'snapshot', '--endpoints', etcd.url, '--store', store, '--label', 'source=demo', '-o', 'json');
+  const manifest = JSON.parse(out);
+  console.log(`stored ${manifest.id}: ${manifest.objects[0].name}, ${manifest.objects[0].size} bytes (db ${manifest.details.dbSize} bytes, revision ${manifest.details.revision})`);
+  process.stdout.write(lifeboat('backups', 'list', '--store', store));
+  process.stdout.write(lifeboat('backups', 'verify', manifest.id, '--store', store));
+
+  const restored = join(work, 'restored-data');
+  const peer = await freePort();
+  process.stdout.write(
+    lifeboat('etcd', 'restore', manifest.id, '--store', store, '--data-dir', restored,
+      '--initial-cluster', `default=http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`),
+  );
+
+  console.log('\nStarting etcd on the restored data dir and comparing every key ...');
+  const original = await etcd.client.getAll().prefix('').strings();
+  etcd.stop();
+  const again = await startEtcd(restored);
+  const back = await again.client.getAll().prefix('').strings();
+  again.stop();
+  const same = Object.keys(original).length === Object.keys(back).length && Object.entries(original).every(([k, v]) => back[k] === v);
+  console.log(same ? `OK: all ${Object.keys(back).length} keys and values match.` : 'MISMATCH: the restored etcd differs from the original.');
+  process.exitCode = same ? 0 : 1;
+  console.log(`\nThe backup stays in ${store}; try: npx lifeboat backups describe ${manifest.id} --store ${store}`);
+} finally {
+  children.forEach((c) => c.kill('SIGTERM'));
+  await new Promise((r) => setTimeout(r, 300));
+  await rm(work, { recursive: true, force: true });
+}

@@ -10,6 +10,7 @@
 #     test/rig/components.ts (the single source of truth for binary locations).
 #
 # Idempotent and non-interactive; a warm run only hashes a few files.
+# With --packages-only, only step 1 (used by `npm run demo`).
 set -euo pipefail
 
 RIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -214,4 +215,9 @@ EOF
   log "ready in $(elapsed "$t0"): $out"
 }
 
+if [ "${1:-}" = "--packages-only" ]; then
+  # What `npm run demo` needs: Debian's etcd, etcdctl, age, zstd.
+  ensure_debian_packages
+  exit 0
+fi
 main "$@"
