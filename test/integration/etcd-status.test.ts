@@ -302,3 +302,19 @@ describe('etcd status and inspect of stored backups', () => {
     }
   });
 });
+
+describe('the hand-built bbolt fixture', () => {
+  it('gets the same status from etcdutl 3.5, etcdctl 3.4 and lifeboat', async () => {
+    const { build } = await import('../helpers/bbolt-fixture.js');
+    const work = await mkdtemp(join(tmpdir(), 'lifeboat-fixture-'));
+    try {
+      const file = join(work, 'fixture.db');
+      await writeFile(file, build());
+      const ours = await snapshotStatus(file);
+      expect(await toolStatus(rig.bins.etcd35.etcdutl, file)).toEqual(ours);
+      expect(await toolStatus(rig.bins.etcd34.etcdctl, file)).toEqual(ours);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
