@@ -17,3 +17,9 @@ export const etcdFlags = withEnv({
 export function etcdConnectionFromFlags(flags: EtcdFlagValues): EtcdConnection {
   return etcdConnectionFrom(flags, process.env, (s) => parseDuration(s, '--dial-timeout'));
 }
+
+/** The TLS and auth flags alone, for commands whose etcd endpoints come from another flag. */
+export const etcdTargetFlags = (() => {
+  const { endpoints: _endpoints, ...rest } = etcdFlags;
+  return rest;
+})();

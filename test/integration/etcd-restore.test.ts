@@ -30,6 +30,9 @@ describe('etcd restore into a new data dir', () => {
     // Some history: overwrites and deletes, so the live set differs from the key history.
     await source.ctl(['put', '/registry/configmaps/ns-1/cm-1', 'overwritten']);
     await source.ctl(['del', '/registry/configmaps/ns-2/cm-2']);
+    const lease = (await source.ctl(['lease', 'grant', '3600'])).match(/lease ([0-9a-f]+) granted/)?.[1];
+    expect(lease).toBeTruthy();
+    await source.ctl(['put', '/registry/masterleases/127.0.0.1', 'leased', '--lease', lease!]);
     original = await dumpEtcd(source.endpoint);
     originalRevision = await currentRevision(source.endpoint);
     const a = await runCli(['etcd', 'snapshot', '--endpoints', source.endpoint, '--store', store, '-o', 'json']);
@@ -163,5 +166,43 @@ describe('etcd restore into a new data dir', () => {
     expect(refused.stderr).toContain('--skip-hash-check');
     const ok = await runCli(['etcd', 'restore', copied, '--data-dir', dataDir, '--etcdutl', etcdutl(), '--skip-hash-check']);
     expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('--into writes every live key into an empty running etcd (3.4 here), refuses a non-empty one, and --force overwrites', async () => {
+    const target = await startEtcd({ version: '3.4' });
+    try {
+      const r = await runCli(['etcd', 'restore', encrypted.id, '--store', store, '--identity-file', idFile, '--into', target.endpoint, '-o', 'json']);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout) as { mode: string; keys: number; leasesDropped: number; snapshotRevision: number };
+      expect(res).toMatchObject({ mode: 'into', keys: original.size, leasesDropped: 1 });
+      expect(r.stderr).toContain('written without one');
+      expect(await dumpEtcd(target.endpoint)).toEqual(original);
+
+      await target.ctl(['put', '/registry/configmaps/ns-1/cm-1', 'changed on the target']);
+      const again = await runCli(['etcd', 'restore', plain.id, '--store', store, '--into', target.endpoint]);
+      expect(again.code).toBe(6);
+      expect(again.stderr).toContain(`already has ${original.size} key(s)`);
+      expect((await dumpEtcd(target.endpoint)).get('/registry/configmaps/ns-1/cm-1')).toBe(Buffer.from('changed on the target').toString('base64'));
+      const forced = await runCli(['etcd', 'restore', plain.id, '--store', store, '--into', target.endpoint, '--force']);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(await dumpEtcd(target.endpoint)).toEqual(original);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  it('--into with --prefix writes only the keys under it', async () => {
+    const target = await startEtcd({ version: '3.5' });
+    try {
+      const r = await runCli(['etcd', 'restore', plain.id, '--store', store, '--into', target.endpoint, '--prefix', '/registry/secrets/', '-o', 'json']);
+      expect(r.code, r.stderr).toBe(0);
+      const expected = new Map([...original].filter(([k]) => k.startsWith('/registry/secrets/')));
+      expect(expected.size).toBeGreaterThan(100);
+      expect(await dumpEtcd(target.endpoint)).toEqual(expected);
+      const both = await runCli(['etcd', 'restore', plain.id, '--store', store, '--into', target.endpoint, '--data-dir', join(dir, 'x')]);
+      expect(both.code).toBe(2);
+    } finally {
+      await target.stop();
+    }
   });
 });
