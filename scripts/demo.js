@@ -77,7 +77,9 @@ try {
   const manifest = JSON.parse(out);
   console.log(`stored ${manifest.id}: ${manifest.objects[0].name}, ${manifest.objects[0].size} bytes (db ${manifest.details.dbSize} bytes, revision ${manifest.details.revision})`);
   process.stdout.write(lifeboat('backups', 'list', '--store', store));
-  process.stdout.write(lifeboat('backups', 'verify', manifest.id, '--store', store));
+  process.stdout.write(lifeboat('backups', 'verify', manifest.id, '--store', store, '--restore-test'));
+  process.stdout.write(lifeboat('etcd', 'status', manifest.id, '--store', store));
+  process.stdout.write(lifeboat('etcd', 'inspect', manifest.id, '--store', store, '--kubernetes'));
 
   const restored = join(work, 'restored-data');
   const peer = await freePort();

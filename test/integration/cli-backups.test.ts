@@ -79,9 +79,9 @@ describe('backups commands on a local directory', () => {
   });
 
   it('verify exits 0 for an intact backup and 5 when a stored byte changed', async () => {
-    const m = await seed(cat, '2026-11-20T10:00:00Z');
+    const m = await seed(cat, '2026-11-20T10:00:00Z', 'resources');
     expect((await runCli(['backups', 'verify', m.id, '--store', dir])).code).toBe(0);
-    const file = join(dir, 'etcd', m.id, 'snapshot.db');
+    const file = join(dir, 'resources', m.id, 'resources.tar');
     const bytes = Buffer.from(await (await import('node:fs/promises')).readFile(file));
     bytes[100] = bytes[100]! ^ 0xff;
     await writeFile(file, bytes);
@@ -151,7 +151,7 @@ describe('backups commands on S3 (MinIO)', () => {
     const cfg = minioConfig();
     const store = new S3Store(cfg);
     const cat = new Catalogue(store);
-    const b = await seed(cat, '2026-11-20T10:00:00Z');
+    const b = await seed(cat, '2026-11-20T10:00:00Z', 'resources');
     const url = `s3://${cfg.bucket}/${cfg.prefix}`;
     const common = ['--store', url, '--s3-endpoint', m().endpoint, '--s3-force-path-style'];
     const list = await runCli(['backups', 'list', ...common, '-o', 'json'], { env: env() });
