@@ -12,6 +12,7 @@ export const etcdFlags = withEnv({
   user: Flags.string({ summary: 'etcd user, "name" or "name:password" (ETCDCTL_USER).', helpGroup: 'ETCD' }),
   password: Flags.string({ summary: 'etcd password (ETCDCTL_PASSWORD).', helpGroup: 'ETCD' }),
   'dial-timeout': Flags.string({ summary: 'Time to wait for each endpoint to answer (default 2s).', helpGroup: 'ETCD' }),
+  'insecure-skip-tls-verify': Flags.boolean({ summary: 'Accept any etcd server certificate (testing only; ETCDCTL_INSECURE_SKIP_TLS_VERIFY).', helpGroup: 'ETCD' }),
 });
 
 export function etcdConnectionFromFlags(flags: EtcdFlagValues): EtcdConnection {

@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 import { readFile } from 'node:fs/promises';
 import { LifeboatError, NotFoundError, UsageError } from '../cli/errors.js';
@@ -10,6 +11,8 @@ export interface EtcdConnection {
   key?: string | undefined;
   user?: string | undefined;
   password?: string | undefined;
+  /** Accept any server certificate (etcdctl --insecure-skip-tls-verify); explicit only. */
+  insecureSkipTlsVerify?: boolean | undefined;
   dialTimeoutMs: number;
 }
 
@@ -21,6 +24,7 @@ export interface EtcdFlagValues {
   user?: string | undefined;
   password?: string | undefined;
   'dial-timeout'?: string | undefined;
+  'insecure-skip-tls-verify'?: boolean | undefined;
 }
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:2379';
@@ -51,6 +55,7 @@ export function etcdConnectionFrom(flags: EtcdFlagValues, env: NodeJS.ProcessEnv
     user,
     password,
     dialTimeoutMs: parseMs(pick(flags['dial-timeout'], 'DIAL_TIMEOUT') ?? '2s'),
+    insecureSkipTlsVerify: flags['insecure-skip-tls-verify'] || env.ETCDCTL_INSECURE_SKIP_TLS_VERIFY === 'true',
   };
   if (Boolean(conn.cert) !== Boolean(conn.key)) {
     throw new UsageError('--cert and --key go together.', { hint: 'Give both the client certificate and its key, or neither.' });
@@ -66,7 +71,7 @@ function normaliseEndpoint(e: string): string {
 }
 
 function isTls(conn: EtcdConnection, endpoint: string): boolean {
-  return endpoint.startsWith('https://') || Boolean(conn.cacert || conn.cert);
+  return endpoint.startsWith('https://') || Boolean(conn.cacert || conn.cert || conn.insecureSkipTlsVerify);
 }
 
 async function readPem(path: string, what: string): Promise<Buffer> {
@@ -95,7 +100,23 @@ export async function clientFor(conn: EtcdConnection, endpoint: string): Promise
     };
   }
   if (conn.user) opts.auth = { username: conn.user, password: conn.password ?? '' };
-  return new Etcd3(opts);
+  return conn.insecureSkipTlsVerify ? withoutServerVerification(() => new Etcd3(opts)) : new Etcd3(opts);
+}
+
+/**
+ * etcd3 builds its channel credentials with grpc's createSsl(root, key, cert) while the client is
+ * constructed; for --insecure-skip-tls-verify that one call gets verify options that accept any
+ * server certificate.
+ */
+function withoutServerVerification<T>(make: () => T): T {
+  const creds = grpc.credentials as { createSsl: typeof grpc.credentials.createSsl };
+  const original = creds.createSsl;
+  creds.createSsl = (root, key, cert) => original(root, key, cert, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  try {
+    return make();
+  } finally {
+    creds.createSsl = original;
+  }
 }
 
 export interface MemberStatus {

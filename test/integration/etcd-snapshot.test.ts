@@ -202,8 +202,13 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
       const noCert = await runCli(['etcd', 'snapshot', '--endpoints', secure.endpoint, '--cacert', certs.caFile, '--store', store, '--dial-timeout', '1s']);
       expect(noCert.code).toBe(1);
       expect(noCert.stderr).toContain('No etcd endpoint answered');
+      const clientOnly = ['--endpoints', secure.endpoint, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile, '--store', store, '--dial-timeout', '1s'];
+      const unknownCa = await runCli(['etcd', 'snapshot', ...clientOnly]);
+      expect(unknownCa.code).toBe(1);
+      const insecure = await runCli(['etcd', 'snapshot', ...clientOnly, '--insecure-skip-tls-verify']);
+      expect(insecure.code, insecure.stderr).toBe(0);
       const list = await runCli(['backups', 'list', '--store', store, '-o', 'json']);
-      expect((JSON.parse(list.stdout) as { backups: unknown[] }).backups).toHaveLength(2);
+      expect((JSON.parse(list.stdout) as { backups: unknown[] }).backups).toHaveLength(3);
     } finally {
       await secure.stop();
     }
