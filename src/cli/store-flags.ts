@@ -27,7 +27,7 @@ export interface StoreFlagValues {
   's3-sse-kms-key-id'?: string | undefined;
 }
 
-export function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger): Catalogue {
+export async function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger): Promise<Catalogue> {
   const cfg = parseStoreUrl(flags.store, {
     s3Endpoint: flags['s3-endpoint'],
     s3Region: flags['s3-region'],
@@ -35,7 +35,7 @@ export function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger): Cat
     s3Sse: flags['s3-sse'],
     s3SseKmsKeyId: flags['s3-sse-kms-key-id'],
   });
-  const store = openStore(cfg, {
+  const store = await openStore(cfg, {
     onRetry: (op, err, attempt) => logger?.warn(`store ${op} failed, retrying`, { attempt, error: err instanceof Error ? err.message : String(err) }),
   });
   return new Catalogue(store);

@@ -3,7 +3,7 @@ import { UsageError } from '../cli/errors.js';
 import { FileStore } from './file-store.js';
 import type { ObjectStore } from './object-store.js';
 import { DEFAULT_RETRY, RetryingStore, type RetryPolicy } from './retry.js';
-import { S3Store, type S3StoreConfig } from './s3-store.js';
+import type { S3StoreConfig } from './s3-store.js';
 
 export const DEFAULT_STORE = './lifeboat-backups';
 
@@ -66,11 +66,14 @@ export function parseStoreUrl(url: string, opts: StoreOptions = {}): StoreConfig
   });
 }
 
-/** Opens a store with the retry wrapper around it. */
-export function openStore(
+/**
+ * Opens a store with the retry wrapper around it. The S3 backend (and the AWS SDK) is loaded only
+ * when an s3:// store is used, which keeps start-up time and memory down for local stores.
+ */
+export async function openStore(
   cfg: StoreConfig,
   opts: { retry?: RetryPolicy; onRetry?: (op: string, err: unknown, attempt: number) => void } = {},
-): ObjectStore {
-  const inner = cfg.kind === 'file' ? new FileStore(cfg.path) : new S3Store(cfg);
+): Promise<ObjectStore> {
+  const inner = cfg.kind === 'file' ? new FileStore(cfg.path) : new (await import('./s3-store.js')).S3Store(cfg);
   return new RetryingStore(inner, opts.retry ?? DEFAULT_RETRY, opts.onRetry);
 }

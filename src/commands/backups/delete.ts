@@ -24,7 +24,7 @@ export default class BackupsDelete extends BaseCommand<typeof BackupsDelete> {
 
   async run(): Promise<DeleteResult> {
     const all = [...new Set(this.positional)];
-    const cat = catalogueFromFlags(this.flags, this.logger);
+    const cat = await catalogueFromFlags(this.flags, this.logger);
     // Resolve every id before deleting any, so a typo deletes nothing.
     for (const id of all) await cat.describe(id);
     if (!(await confirm(`Delete ${all.length} backup(s): ${all.join(', ')}?`, { yes: this.flags.yes, what: 'delete backups' }))) {

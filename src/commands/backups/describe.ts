@@ -18,7 +18,7 @@ export default class BackupsDescribe extends BaseCommand<typeof BackupsDescribe>
   static override flags = { ...storeFlags };
 
   async run(): Promise<DescribeResult> {
-    const cat = catalogueFromFlags(this.flags, this.logger);
+    const cat = await catalogueFromFlags(this.flags, this.logger);
     const entry = await cat.describe(this.args.id);
     const result: DescribeResult = { manifest: entry.manifest, storedBytes: entry.storedBytes, problems: entry.problems };
     this.printer.print(result, (r) => {

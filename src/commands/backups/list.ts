@@ -27,7 +27,7 @@ export default class BackupsList extends BaseCommand<typeof BackupsList> {
   };
 
   async run(): Promise<ListResult> {
-    const cat = catalogueFromFlags(this.flags, this.logger);
+    const cat = await catalogueFromFlags(this.flags, this.logger);
     const listing = await cat.list(this.flags.kind ? { kind: this.flags.kind } : {});
     for (const inc of listing.incomplete) {
       if (inc.manifestError) this.logger.warn(`backup ${inc.id} has an unreadable manifest and is not listed: ${inc.manifestError}`);

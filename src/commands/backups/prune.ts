@@ -57,7 +57,7 @@ Damaged backups and unreadable manifests are reported, never deleted. Objects wi
       });
     }
     const graceMs = parseDuration(f['garbage-grace'], '--garbage-grace');
-    const cat = catalogueFromFlags(f, this.logger);
+    const cat = await catalogueFromFlags(f, this.logger);
     const plan = await planPrune(cat, { policy, graceMs, ...(f.kind ? { kind: f.kind } : {}) });
     let report = plan.report;
     if (!f['dry-run']) {

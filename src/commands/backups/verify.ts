@@ -4,6 +4,7 @@ import { withEnv } from '../../cli/env.js';
 import { IntegrityError } from '../../cli/errors.js';
 import { renderTable } from '../../cli/output.js';
 import { snapshotSourceFlags, snapshotSourceFrom } from '../../cli/snapshot-flags.js';
+import { catalogueFromFlags } from '../../cli/store-flags.js';
 import { verifyEtcdPayload, type EtcdPayloadCheck } from '../../snapshot/etcd/verify.js';
 import type { RestoreTestResult } from '../../snapshot/etcd/trial.js';
 import { verifyStoredObjects, type VerifyReport } from '../../store/verify.js';
@@ -34,7 +35,7 @@ Exits 5 when anything is missing, truncated, altered or differs.`;
 
   async run(): Promise<BackupVerifyResult> {
     const source = await snapshotSourceFrom(this.flags, this.logger, this.signal);
-    const cat = typeof source.catalogue === 'function' ? source.catalogue() : source.catalogue!;
+    const cat = await catalogueFromFlags(this.flags, this.logger);
     const entry = await cat.describe(this.args.id);
     const stored = await verifyStoredObjects(cat, entry.manifest, { signal: this.signal });
     if (!stored.ok) {

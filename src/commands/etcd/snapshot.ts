@@ -46,7 +46,7 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
       encryption = { passphrase: await readPassphraseFile(f['passphrase-file']) };
     }
     const labels = parseLabels(f.label ?? []);
-    const cat = catalogueFromFlags(f, this.logger);
+    const cat = await catalogueFromFlags(f, this.logger);
     this.logger.debug('connecting to etcd', { endpoints: connection.endpoints });
     const progress = byteProgress('snapshot');
     let manifest: BackupManifest;

@@ -25,7 +25,7 @@ export interface SnapshotFile {
 
 export interface SnapshotSourceOptions {
   /** Needed for backup ids. */
-  catalogue?: Catalogue | (() => Catalogue);
+  catalogue?: Catalogue | (() => Promise<Catalogue>);
   decryption?: DecryptionConfig;
   /** Where a stored backup is downloaded to (default: the OS temp dir). */
   tmpDir?: string;
@@ -50,7 +50,7 @@ export function snapshotRecord(manifest: BackupManifest): ObjectRecord {
 export async function openSnapshot(arg: string, opts: SnapshotSourceOptions = {}): Promise<SnapshotFile> {
   if (parseBackupId(arg)) {
     if (parseBackupId(arg)?.kind !== 'etcd') throw new UsageError(`Backup ${arg} is not an etcd snapshot.`);
-    const cat = typeof opts.catalogue === 'function' ? opts.catalogue() : opts.catalogue;
+    const cat = typeof opts.catalogue === 'function' ? await opts.catalogue() : opts.catalogue;
     if (!cat) throw new UsageError(`${arg} is a backup id but no store was given.`);
     return downloadSnapshot(cat, (await cat.describe(arg)).manifest, opts);
   }
