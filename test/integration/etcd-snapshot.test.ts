@@ -214,6 +214,30 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     }
   });
 
+  it('etcd with auth enabled: --user name:password works, a wrong password is one clear sentence', async () => {
+    const secured = await startEtcd({ version: '3.5' });
+    try {
+      await secured.ctl(['user', 'add', 'root:s3cret']);
+      await secured.ctl(['user', 'grant-role', 'root', 'root']);
+      await secured.ctl(['auth', 'enable']);
+      const store = join(dir, 'auth-store');
+      const ok = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--user', 'root:s3cret', '--store', store]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const split = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--store', store], { env: { ETCDCTL_USER: 'root', ETCDCTL_PASSWORD: 's3cret' } });
+      expect(split.code, split.stderr).toBe(0);
+      const wrong = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--user', 'root:nope', '--store', store]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('authentication failed');
+      expect(wrong.stderr).not.toMatch(/\n\s+at /);
+      const none = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--store', store]);
+      expect(none.code).toBe(1);
+      const list = await runCli(['backups', 'list', '--store', store, '-o', 'json']);
+      expect((JSON.parse(list.stdout) as { backups: unknown[] }).backups).toHaveLength(2);
+    } finally {
+      await secured.stop();
+    }
+  });
+
   it('uses the first endpoint that answers and records it', async () => {
     const srv = createServer();
     await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));

@@ -1,3 +1,4 @@
+import type { Etcd3 } from 'etcd3';
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { LifeboatError } from '../../cli/errors.js';
 import { describeEtcdError, firstHealthy, type EtcdConnection, type MemberStatus } from '../../etcd/connection.js';
@@ -57,7 +58,7 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   const name = snapshotObjectName(opts.codec, Boolean(opts.encryption));
   let source: (Readable & { cancel?: () => void }) | undefined;
   try {
-    source = (await client.maintenance.snapshot()) as unknown as Readable & { cancel?: () => void };
+    source = await openSnapshotStream(client);
     const trailer = new TrailerCheck({ required: true, what: `The snapshot from ${status.endpoint}` });
     const payload = new HashCounter();
     let received = 0;
@@ -127,6 +128,21 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   } finally {
     client.close();
   }
+}
+
+type GrpcStream = Readable & { cancel?: () => void };
+interface PoolInternals {
+  withConnection(service: string, fn: (c: { client: { snapshot(req: object, md: unknown, opts: object): GrpcStream }; metadata: unknown }) => GrpcStream): Promise<GrpcStream>;
+}
+
+/**
+ * Opens Maintenance.Snapshot with the client's auth metadata. etcd3 1.1's own snapshot() passes
+ * the metadata where gRPC expects the request, so with auth enabled etcd sees no user; the call is
+ * made here through the same connection pool, with the arguments in gRPC's order.
+ */
+async function openSnapshotStream(client: Etcd3): Promise<GrpcStream> {
+  const pool = (client.maintenance as unknown as { client: PoolInternals }).client;
+  return pool.withConnection('Maintenance', ({ client: svc, metadata }) => svc.snapshot({}, metadata, {}));
 }
 
 /** Keeps lifeboat's own errors; turns gRPC/stream errors into one sentence. */
