@@ -1,54 +1,26 @@
 // `npm run demo`: the main job on the embedded default. Starts a throwaway etcd, writes sample
 // Kubernetes-like data, snapshots it into the local-directory store (./lifeboat-backups), shows
 // the backup, restores it into a new data dir, starts etcd on that and checks every key matches.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
+import { freePort, startLocalEtcd } from '../dist/etcd/local.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'bin', 'run.js');
 const store = process.env.LIFEBOAT_STORE || './lifeboat-backups';
 const etcdBin = process.env.LIFEBOAT_DEMO_ETCD || '/usr/bin/etcd';
-const children = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+const started = [];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startEtcd(dataDir, name = 'default') {
-  const [client, peer] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${client}`;
-  const peerUrl = `http://127.0.0.1:${peer}`;
-  const child = spawn(etcdBin, [
-    '--name', name, '--data-dir', dataDir,
-    '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `${name}=${peerUrl}`,
-  ], { stdio: 'ignore' });
-  children.push(child);
-  const client3 = new Etcd3({ hosts: [url], dialTimeout: 1000 });
-  for (let i = 0; ; i++) {
-    try {
-      await client3.maintenance.status();
-      break;
-    } catch (err) {
-      if (i > 100) throw new Error(`etcd did not start: ${err.message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { url, peerUrl, client: client3, stop: () => (client3.close(), child.kill('SIGTERM')) };
+/** A local etcd member with a client for the demo's reads and writes. */
+async function startEtcd(dataDir, peerPort) {
+  const etcd = await startLocalEtcd({ bin: etcdBin, dataDir, name: 'default', clientPort: await freePort(), peerPort: peerPort ?? (await freePort()) });
+  started.push(etcd);
+  const client = new Etcd3({ hosts: [etcd.endpoint] });
+  return { url: etcd.endpoint, client, stop: async () => (client.close(), await etcd.stop()) };
 }
 
 function lifeboat(...args) {
@@ -90,16 +62,15 @@ try {
 
   console.log('\nStarting etcd on the restored data dir and comparing every key ...');
   const original = await etcd.client.getAll().prefix('').strings();
-  etcd.stop();
-  const again = await startEtcd(restored);
+  await etcd.stop();
+  const again = await startEtcd(restored, peer);
   const back = await again.client.getAll().prefix('').strings();
-  again.stop();
+  await again.stop();
   const same = Object.keys(original).length === Object.keys(back).length && Object.entries(original).every(([k, v]) => back[k] === v);
   console.log(same ? `OK: all ${Object.keys(back).length} keys and values match.` : 'MISMATCH: the restored etcd differs from the original.');
   process.exitCode = same ? 0 : 1;
   console.log(`\nThe backup stays in ${store}; try: npx lifeboat backups describe ${manifest.id} --store ${store}`);
 } finally {
-  children.forEach((c) => c.kill('SIGTERM'));
-  await new Promise((r) => setTimeout(r, 300));
+  await Promise.all(started.map((e) => e.stop()));
   await rm(work, { recursive: true, force: true });
 }

@@ -37,7 +37,7 @@ export interface LocalEtcd {
 }
 
 /**
- * Starts an etcd member on 127.0.0.1 for a restore test: a data dir restored with
+ * Starts an etcd member on 127.0.0.1 (restore tests, the demo): a new data dir, or one restored with
  * `--initial-cluster <name>=<peerUrl>`, the ports it was restored for. Waits until it answers.
  */
 export async function startLocalEtcd(opts: { bin: string; dataDir: string; name: string; clientPort: number; peerPort: number; timeoutMs?: number }): Promise<LocalEtcd> {
@@ -71,12 +71,12 @@ export async function startLocalEtcd(opts: { bin: string; dataDir: string; name:
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   try {
     for (;;) {
-      if (exited) throw new LifeboatError(`The restore-test etcd exited: ${log.trim().split('\n').pop() ?? ''}`);
+      if (exited) throw new LifeboatError(`etcd (${opts.bin}) exited: ${log.trim().split('\n').pop() ?? ''}`);
       try {
         await client.maintenance.status({ deadline: new Date(Date.now() + 1000) });
         return { endpoint, stop };
       } catch {
-        if (Date.now() > deadline) throw new LifeboatError('The restore-test etcd did not become ready in time.');
+        if (Date.now() > deadline) throw new LifeboatError(`etcd (${opts.bin}) did not become ready at ${endpoint} in time.`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }
