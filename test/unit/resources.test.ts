@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import { compileFilter, DEFAULT_FILTER, type ResourceFilterConfig } from '../../src/snapshot/resources/filters.js';
+import { restoreTiers } from '../../src/snapshot/resources/order.js';
+import { parseNamespaceMapping, prepareForRestore, relinkOwners, type TransformOptions } from '../../src/snapshot/resources/transform.js';
+import { grName, type GroupResource, type KubeObject } from '../../src/snapshot/resources/types.js';
+
+const gr = (name: string, namespaced = true, kind = 'X'): GroupResource => {
+  const [resource, ...group] = name.split('.');
+  return { resource: resource!, group: group.join('.'), namespaced, kind };
+};
+
+describe('resource filters', () => {
+  const f = (over: Partial<ResourceFilterConfig>) => compileFilter({ ...DEFAULT_FILTER, ...over });
+  const cases: [string, Partial<ResourceFilterConfig>, GroupResource, boolean][] = [
+    ['everything by default', {}, gr('deployments.apps'), true],
+    ['cluster-scoped by default when all namespaces are dumped', {}, gr('clusterroles.rbac.authorization.k8s.io', false), true],
+    ['events are skipped by default', {}, gr('events'), false],
+    ['events.k8s.io events too', {}, gr('events.events.k8s.io'), false],
+    ['nodes are skipped by default', {}, gr('nodes', false), false],
+    ['events when named', { includeResources: ['events'] }, gr('events'), true],
+    ['include by glob on the group', { includeResources: ['*.apps'] }, gr('deployments.apps'), true],
+    ['include glob leaves others out', { includeResources: ['*.apps'] }, gr('configmaps'), false],
+    ['core resources by plain name', { includeResources: ['configmaps'] }, gr('configmaps'), true],
+    ['exclude wins over include', { includeResources: ['*'], excludeResources: ['secrets'] }, gr('secrets'), false],
+    ['exclude a whole group', { excludeResources: ['*.example.com'] }, gr('widgets.example.com'), false],
+    ['case-insensitive', { excludeResources: ['ConfigMaps'] }, gr('configmaps'), false],
+    ['auto: no cluster-scoped resources when namespaces are singled out', { includeNamespaces: ['shop'] }, gr('clusterroles.rbac.authorization.k8s.io', false), false],
+    ['auto: but Namespace objects go with their contents', { includeNamespaces: ['shop'] }, gr('namespaces', false), true],
+    ['auto: a cluster-scoped resource named explicitly is kept', { includeNamespaces: ['shop'], includeResources: ['customresourcedefinitions.apiextensions.k8s.io', 'widgets.example.com'] }, gr('customresourcedefinitions.apiextensions.k8s.io', false), true],
+    ['true: cluster-scoped even for some namespaces', { includeNamespaces: ['shop'], includeClusterResources: 'true' }, gr('storageclasses.storage.k8s.io', false), true],
+    ['false: never cluster-scoped', { includeClusterResources: 'false' }, gr('persistentvolumes', false), false],
+    ['false: namespaced unaffected', { includeClusterResources: 'false' }, gr('pods'), true],
+  ];
+  it.each(cases)('%s', (_name, over, r, selected) => {
+    expect(f(over).resource(r).selected).toBe(selected);
+  });
+
+  it('says why a resource is left out', () => {
+    expect(f({}).resource(gr('events')).reason).toMatch(/skipped by default/);
+    expect(f({ includeNamespaces: ['a'] }).resource(gr('clusterroles.rbac.authorization.k8s.io', false)).reason).toMatch(/cluster-scoped/);
+  });
+
+  it('selects namespaces with globs and exclusions', () => {
+    const filter = f({ includeNamespaces: ['team-*', 'shop'], excludeNamespaces: ['team-old'] });
+    expect(['team-a', 'shop', 'team-old', 'kube-system'].map((n) => filter.namespace(n))).toEqual([true, true, false, false]);
+    expect(f({ excludeNamespaces: ['kube-*'] }).namespace('kube-system')).toBe(false);
+    expect(f({}).namespace('anything')).toBe(true);
+  });
+
+  it('selects objects: exclude label, namespaces, node leases, namespace objects with their namespace', () => {
+    const obj = (name: string, ns?: string, labels?: Record<string, string>): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'X',
+      metadata: { name, ...(ns ? { namespace: ns } : {}), ...(labels ? { labels } : {}) },
+    });
+    const filter = f({ includeNamespaces: ['shop'] });
+    expect(filter.object(gr('configmaps'), obj('a', 'shop'))).toBe(true);
+    expect(filter.object(gr('configmaps'), obj('a', 'other'))).toBe(false);
+    expect(filter.object(gr('configmaps'), obj('a', 'shop', { 'lifeboat.io/exclude': 'true' }))).toBe(false);
+    expect(filter.object(gr('namespaces', false), obj('shop'))).toBe(true);
+    expect(filter.object(gr('namespaces', false), obj('other'))).toBe(false);
+    expect(f({}).object(gr('leases.coordination.k8s.io'), obj('node-1', 'kube-node-lease'))).toBe(false);
+    expect(f({}).object(gr('leases.coordination.k8s.io'), obj('leader', 'kube-system'))).toBe(true);
+  });
+
+  it('rejects malformed patterns as usage errors', () => {
+    expect(() => f({ includeResources: ['apps/deployments'] })).toThrow(/Invalid resource pattern/);
+    expect(() => f({ excludeResources: [''] })).toThrow(/Invalid resource pattern/);
+  });
+});
+
+describe('restore order', () => {
+  it('puts CRDs, namespaces and referenced objects first, workloads top-down, webhooks last', () => {
+    const names = [
+      'validatingwebhookconfigurations.admissionregistration.k8s.io',
+      'pods',
+      'widgets.example.com',
+      'services',
+      'replicasets.apps',
+      'deployments.apps',
+      'namespaces',
+      'customresourcedefinitions.apiextensions.k8s.io',
+      'configmaps',
+      'secrets',
+      'apiservices.apiregistration.k8s.io',
+      'rolebindings.rbac.authorization.k8s.io',
+      'roles.rbac.authorization.k8s.io',
+      'serviceaccounts',
+      'persistentvolumeclaims',
+      'gadgets.example.com',
+      'ingresses.networking.k8s.io',
+    ];
+    const tiers = restoreTiers(names.map((n) => gr(n))).map((t) => t.map(grName));
+    expect(tiers).toEqual([
+      ['customresourcedefinitions.apiextensions.k8s.io'],
+      ['namespaces'],
+      ['persistentvolumeclaims'],
+      ['serviceaccounts'],
+      ['secrets'],
+      ['configmaps'],
+      ['roles.rbac.authorization.k8s.io'],
+      ['rolebindings.rbac.authorization.k8s.io'],
+      ['deployments.apps'],
+      ['replicasets.apps'],
+      ['pods'],
+      ['services'],
+      ['ingresses.networking.k8s.io'],
+      ['gadgets.example.com', 'widgets.example.com'],
+      ['apiservices.apiregistration.k8s.io'],
+      ['validatingwebhookconfigurations.admissionregistration.k8s.io'],
+    ]);
+  });
+});
+
+describe('restore transforms', () => {
+  const opts: TransformOptions = { includeStatus: false, preserveNodePorts: false, namespaceMapping: new Map(), includeOwned: false };
+  const base = (kind: string, extra: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): KubeObject => ({
+    apiVersion: 'v1',
+    kind,
+    metadata: {
+      name: 'x',
+      namespace: 'shop',
+      uid: 'u-1',
+      resourceVersion: '42',
+      generation: 3,
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      managedFields: [{ manager: 'kubectl' }],
+      selfLink: '/api/v1/x',
+      labels: { app: 'x' },
+      ...metadata,
+    },
+    status: { phase: 'Running' },
+    ...extra,
+  });
+
+  it('strips server-set metadata and status, keeps labels, never mutates the input', () => {
+    const input = base('ConfigMap', { data: { a: '1' } });
+    const snapshot = structuredClone(input);
+    const out = prepareForRestore(input, opts).object!;
+    expect(out).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'shop', labels: { app: 'x' } }, data: { a: '1' } });
+    expect(input).toEqual(snapshot);
+    expect(prepareForRestore(input, { ...opts, includeStatus: true }).object?.status).toEqual({ phase: 'Running' });
+  });
+
+  it('services lose cluster IPs (unless headless) and node ports (unless preserved)', () => {
+    const svc = base('Service', { spec: { clusterIP: '10.0.0.5', clusterIPs: ['10.0.0.5'], type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }], healthCheckNodePort: 31000 } });
+    expect(prepareForRestore(svc, opts).object?.spec).toEqual({ type: 'NodePort', ports: [{ port: 80 }] });
+    expect(prepareForRestore(svc, { ...opts, preserveNodePorts: true }).object?.spec).toMatchObject({ ports: [{ port: 80, nodePort: 30080 }], healthCheckNodePort: 31000 });
+    const headless = base('Service', { spec: { clusterIP: 'None', clusterIPs: ['None'] } });
+    expect(prepareForRestore(headless, opts).object?.spec).toEqual({ clusterIP: 'None', clusterIPs: ['None'] });
+  });
+
+  it('pods lose their node and the service-account token volume; finished pods are skipped', () => {
+    const pod = base('Pod', {
+      spec: {
+        nodeName: 'node-1',
+        volumes: [{ name: 'kube-api-access-abcde', projected: { sources: [] } }, { name: 'data', emptyDir: {} }],
+        containers: [{ name: 'c', volumeMounts: [{ name: 'kube-api-access-abcde', mountPath: '/var/run/secrets' }, { name: 'data', mountPath: '/data' }] }],
+      },
+    });
+    const spec = prepareForRestore(pod, opts).object?.spec as Record<string, unknown>;
+    expect(spec.nodeName).toBeUndefined();
+    expect(spec.volumes).toEqual([{ name: 'data', emptyDir: {} }]);
+    expect(spec.containers).toEqual([{ name: 'c', volumeMounts: [{ name: 'data', mountPath: '/data' }] }]);
+    expect(prepareForRestore({ ...pod, status: { phase: 'Succeeded' } }, opts).skip).toMatch(/finished/);
+  });
+
+  it('objects owned by a controller are left to it unless asked for', () => {
+    const rs = base('Pod', {}, { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-1', uid: 'rs-1', controller: true }] });
+    expect(prepareForRestore(rs, opts).skip).toBe('owned by ReplicaSet web-1, which recreates it');
+    expect(prepareForRestore(rs, { ...opts, includeOwned: true }).object).toBeDefined();
+    const nonController = base('ConfigMap', {}, { ownerReferences: [{ apiVersion: 'v1', kind: 'Secret', name: 's', uid: 's-1' }] });
+    expect(prepareForRestore(nonController, opts).object).toBeDefined();
+  });
+
+  it('PVs lose their claim binding; dynamically provisioned PVCs lose their volume name', () => {
+    const pv = base('PersistentVolume', { spec: { claimRef: { name: 'data', namespace: 'shop', uid: 'c-1', resourceVersion: '9' } } });
+    expect((prepareForRestore(pv, { ...opts, namespaceMapping: new Map([['shop', 'shop2']]) }).object?.spec as Record<string, unknown>).claimRef).toEqual({ name: 'data', namespace: 'shop2' });
+    const dyn = base('PersistentVolumeClaim', { spec: { volumeName: 'pvc-123' } }, { annotations: { 'pv.kubernetes.io/provisioned-by': 'rancher.io/local-path', 'pv.kubernetes.io/bind-completed': 'yes' } });
+    const out = prepareForRestore(dyn, opts).object!;
+    expect((out.spec as Record<string, unknown>).volumeName).toBeUndefined();
+    expect(out.metadata.annotations).toEqual({ 'pv.kubernetes.io/provisioned-by': 'rancher.io/local-path' });
+    const stat = base('PersistentVolumeClaim', { spec: { volumeName: 'nfs-1' } });
+    expect((prepareForRestore(stat, opts).object?.spec as Record<string, unknown>).volumeName).toBe('nfs-1');
+  });
+
+  it('namespace mapping applies to the object, Namespace objects and ServiceAccount subjects', () => {
+    const mapping = new Map([['shop', 'shop-restored']]);
+    const m = { ...opts, namespaceMapping: mapping };
+    expect(prepareForRestore(base('ConfigMap'), m).object?.metadata.namespace).toBe('shop-restored');
+    const ns: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } };
+    expect(prepareForRestore(ns, m).object?.metadata.name).toBe('shop-restored');
+    const rb = base('RoleBinding', {
+      subjects: [
+        { kind: 'ServiceAccount', name: 'app', namespace: 'shop' },
+        { kind: 'ServiceAccount', name: 'other', namespace: 'elsewhere' },
+        { kind: 'User', name: 'alice' },
+      ],
+    });
+    expect(prepareForRestore(rb, m).object?.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'app', namespace: 'shop-restored' },
+      { kind: 'ServiceAccount', name: 'other', namespace: 'elsewhere' },
+      { kind: 'User', name: 'alice' },
+    ]);
+  });
+
+  it('relinks owner references to restored owners and drops the rest', () => {
+    const obj = base('ConfigMap', {}, {
+      ownerReferences: [
+        { apiVersion: 'example.com/v1', kind: 'Widget', name: 'w', uid: 'old-w' },
+        { apiVersion: 'v1', kind: 'Secret', name: 'gone', uid: 'old-gone' },
+      ],
+    });
+    const { object, dropped } = relinkOwners(obj, new Map([['old-w', 'new-w']]));
+    expect(object.metadata.ownerReferences).toEqual([{ apiVersion: 'example.com/v1', kind: 'Widget', name: 'w', uid: 'new-w' }]);
+    expect(dropped.map((d) => d.name)).toEqual(['gone']);
+    expect(relinkOwners(obj, new Map()).object.metadata.ownerReferences).toBeUndefined();
+  });
+
+  it('parses namespace mappings', () => {
+    expect([...parseNamespaceMapping(['a:b', 'shop:shop-2'])]).toEqual([
+      ['a', 'b'],
+      ['shop', 'shop-2'],
+    ]);
+    for (const bad of ['a', 'a:', ':b', 'a:b:c', 'a:Bad_Name']) expect(() => parseNamespaceMapping([bad])).toThrow(/Invalid namespace mapping/);
+  });
+});
