@@ -1,14 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { backupWriteFlags, encryptionFrom, parseLabels } from '../../cli/backup-flags.js';
 import { parseDuration } from '../../cli/duration.js';
 import { withEnv } from '../../cli/env.js';
-import { UsageError } from '../../cli/errors.js';
 import { etcdConnectionFromFlags, etcdFlags } from '../../cli/etcd-flags.js';
 import { formatBytes } from '../../cli/output.js';
 import { byteProgress } from '../../cli/progress.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
-import { CODECS } from '../../snapshot/pipeline/codec.js';
-import { readPassphraseFile, validateRecipients, type EncryptionConfig } from '../../snapshot/pipeline/encryption.js';
 import { takeSnapshot } from '../../snapshot/etcd/save.js';
 import type { BackupManifest } from '../../store/manifest.js';
 
@@ -25,12 +23,8 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
   static override flags = {
     ...etcdFlags,
     ...storeFlags,
+    ...backupWriteFlags,
     ...withEnv({
-      compress: Flags.option({ options: CODECS, default: 'zstd' as const, summary: 'Compression: zstd (default), gzip, or none.' })(),
-      'compress-level': Flags.integer({ summary: 'Compression level (zstd default 3, gzip default 1).' }),
-      'encrypt-to': Flags.string({ multiple: true, summary: 'Encrypt to this age recipient (repeatable).', helpGroup: 'ENCRYPTION' }),
-      'passphrase-file': Flags.string({ summary: 'Encrypt with the passphrase in this file (age scrypt).', helpGroup: 'ENCRYPTION', exclusive: ['encrypt-to'] }),
-      label: Flags.string({ multiple: true, summary: 'Label the backup, k=v (repeatable).' }),
       'stall-timeout': Flags.string({ default: '60s', summary: 'Fail when etcd sends nothing for this long (0 to wait forever).' }),
     }),
   };
@@ -38,13 +32,7 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
   async run(): Promise<BackupManifest> {
     const f = this.flags;
     const connection = etcdConnectionFromFlags(f);
-    let encryption: EncryptionConfig | undefined;
-    if (f['encrypt-to']?.length) {
-      validateRecipients(f['encrypt-to']);
-      encryption = { recipients: f['encrypt-to'] };
-    } else if (f['passphrase-file']) {
-      encryption = { passphrase: await readPassphraseFile(f['passphrase-file']) };
-    }
+    const encryption = await encryptionFrom(f);
     const labels = parseLabels(f.label ?? []);
     const cat = await catalogueFromFlags(f, this.logger);
     this.logger.debug('connecting to etcd', { endpoints: connection.endpoints });
@@ -76,14 +64,4 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
     });
     return manifest;
   }
-}
-
-export function parseLabels(items: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const i = item.indexOf('=');
-    if (i <= 0) throw new UsageError(`Label ${JSON.stringify(item)} is not k=v.`);
-    out[item.slice(0, i)] = item.slice(i + 1);
-  }
-  return out;
 }

@@ -1,15 +1,10 @@
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { IntegrityError, NotFoundError, UsageError } from '../../cli/errors.js';
+import { stat } from 'node:fs/promises';
+import { NotFoundError, UsageError } from '../../cli/errors.js';
 import type { Catalogue } from '../../store/catalogue.js';
-import { HashCounter } from '../../store/hashing.js';
 import { parseBackupId } from '../../store/ids.js';
 import type { BackupManifest, ObjectRecord } from '../../store/manifest.js';
-import { decompressor } from '../pipeline/codec.js';
-import { decryptor, type DecryptionConfig } from '../pipeline/encryption.js';
+import type { DecryptionConfig } from '../pipeline/encryption.js';
+import { fetchToTempFile } from '../pipeline/fetch.js';
 import { TrailerCheck } from './trailer.js';
 
 /** A snapshot as a local file, ready for random access or for etcdutl. */
@@ -62,46 +57,7 @@ export async function openSnapshot(arg: string, opts: SnapshotSourceOptions = {}
 
 export async function downloadSnapshot(cat: Catalogue, manifest: BackupManifest, opts: SnapshotSourceOptions = {}): Promise<SnapshotFile> {
   const rec = snapshotRecord(manifest);
-  if (rec.encryption && !opts.decryption?.identities.length && !opts.decryption?.passphrase) {
-    throw new UsageError(`Backup ${manifest.id} is encrypted.`, { hint: 'Give --identity-file (age secret keys) or --passphrase-file.' });
-  }
-  const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'lifeboat-snapshot-'));
-  const path = join(dir, 'snapshot.db');
-  const cleanup = () => rm(dir, { recursive: true, force: true });
-  let decompressError: Error | undefined;
-  try {
-    const stored = new HashCounter();
-    const payload = new HashCounter();
-    const trailer = new TrailerCheck({ required: !opts.skipHashCheck, what: `Backup ${manifest.id}` });
-    const out = createWriteStream('', { fd: await open(path, 'wx', 0o600), flush: true });
-    const decompress = decompressor(rec.codec ?? 'none');
-    decompress.once('error', (err) => (decompressError = err));
-    const total = rec.size;
-    stored.on('data', () => opts.onProgress?.(stored.bytes, total));
-    await pipeline(
-      [
-        await cat.open(manifest, rec.name, opts.signal ? { signal: opts.signal } : {}),
-        stored,
-        ...(rec.encryption ? [decryptor(opts.decryption ?? { identities: [] })] : []),
-        decompress,
-        payload,
-        trailer,
-        out,
-      ],
-      opts.signal ? { signal: opts.signal } : {},
-    );
-    if (stored.bytes !== rec.size || stored.sha256 !== rec.sha256) {
-      throw new IntegrityError(`Backup ${manifest.id}: the stored object does not match its manifest (sha256 or size differs).`);
-    }
-    if (rec.payload && (payload.bytes !== rec.payload.size || payload.sha256 !== rec.payload.sha256)) {
-      throw new IntegrityError(`Backup ${manifest.id}: the decrypted, decompressed snapshot does not match its manifest.`);
-    }
-    return { path, manifest, hasTrailer: trailer.result?.hasTrailer ?? false, cleanup };
-  } catch (err) {
-    await cleanup();
-    if (decompressError && !(err instanceof IntegrityError)) {
-      throw new IntegrityError(`Backup ${manifest.id} cannot be decompressed (${rec.codec}): ${decompressError.message}.`, { cause: err });
-    }
-    throw err;
-  }
+  const trailer = new TrailerCheck({ required: !opts.skipHashCheck, what: `Backup ${manifest.id}` });
+  const file = await fetchToTempFile(cat, manifest, rec, 'snapshot.db', opts, [trailer]);
+  return { path: file.path, manifest, hasTrailer: trailer.result?.hasTrailer ?? false, cleanup: file.cleanup };
 }
