@@ -225,3 +225,38 @@ describe('restore transforms', () => {
     for (const bad of ['a', 'a:', ':b', 'a:b:c', 'a:Bad_Name']) expect(() => parseNamespaceMapping([bad])).toThrow(/Invalid namespace mapping/);
   });
 });
+
+describe('archive paths', () => {
+  it('round-trip, with "core" for the core group and _cluster for cluster-scoped objects', async () => {
+    const { archivePath, parseArchivePath, safeEntryName } = await import('../../src/snapshot/resources/archive.js');
+    expect(archivePath({ group: 'apps', resource: 'deployments' }, 'shop', 'web')).toBe('apps/deployments/shop/web.yaml');
+    expect(archivePath({ group: '', resource: 'namespaces' }, undefined, 'shop')).toBe('core/namespaces/_cluster/shop.yaml');
+    expect(parseArchivePath('core/configmaps/shop/settings.yaml')).toEqual({ group: '', resource: 'configmaps', namespace: 'shop', name: 'settings' });
+    expect(parseArchivePath('rbac.authorization.k8s.io/clusterroles/_cluster/system:aggregate-to-view.yaml')).toEqual({
+      group: 'rbac.authorization.k8s.io',
+      resource: 'clusterroles',
+      namespace: undefined,
+      name: 'system:aggregate-to-view',
+    });
+    expect(parseArchivePath('index.json')).toBeUndefined();
+    for (const bad of ['../x.yaml', '/etc/passwd', 'a/../../b.yaml', 'a//b.yaml', 'a\\b.yaml']) expect(safeEntryName(bad)).toBe(false);
+    expect(safeEntryName('core/configmaps/shop/settings.yaml')).toBe(true);
+  });
+
+  it('YAML keeps the object intact and refuses what is not an object', async () => {
+    const { fromYaml, toYaml, forArchive } = await import('../../src/snapshot/resources/archive.js');
+    const obj: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'b', managedFields: [{ manager: 'x' }] }, data: { 'k.yaml': 'multi\nline\n', n: '007', yes: 'yes' } };
+    const text = toYaml(forArchive(obj, 'v1', 'ConfigMap'));
+    expect(text).not.toContain('managedFields');
+    expect(fromYaml(text)).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'b' }, data: obj.data });
+    expect(() => fromYaml('- a\n- b\n')).toThrow();
+    expect(() => fromYaml('kind: X\n')).toThrow(/missing/);
+  });
+
+  it('changedFields names what a dry run would change', async () => {
+    const { changedFields } = await import('../../src/snapshot/resources/apply.js');
+    const live: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' }, uid: 'u', resourceVersion: '5' }, data: { a: '1' } };
+    expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' } }, data: { a: '1' } }, live)).toEqual([]);
+    expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '2' } }, data: { a: '2' } }, live)).toEqual(['data', 'metadata.labels.x']);
+  });
+});

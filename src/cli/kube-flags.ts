@@ -1,0 +1,13 @@
+import { Flags } from '@oclif/core';
+import { KubeClient } from '../kube/client.js';
+import { withEnv } from './env.js';
+
+/** Which cluster: kubectl's --kubeconfig and --context (KUBECONFIG works as with kubectl). */
+export const kubeFlags = withEnv({
+  kubeconfig: Flags.string({ summary: 'Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).', helpGroup: 'KUBERNETES' }),
+  context: Flags.string({ summary: 'Kubeconfig context to use.', helpGroup: 'KUBERNETES' }),
+});
+
+export function kubeClientFromFlags(flags: { kubeconfig?: string | undefined; context?: string | undefined }): Promise<KubeClient> {
+  return KubeClient.load({ kubeconfig: flags.kubeconfig, context: flags.context });
+}

@@ -1,0 +1,98 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { backupWriteFlags, encryptionFrom, parseLabels } from '../../cli/backup-flags.js';
+import { withEnv } from '../../cli/env.js';
+import { ExitCode } from '../../cli/errors.js';
+import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
+import { formatBytes, renderTable } from '../../cli/output.js';
+import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
+import { dumpResources, type DumpResult } from '../../snapshot/resources/dump.js';
+import { compileFilter } from '../../snapshot/resources/filters.js';
+
+const list = (summary: string) => Flags.string({ multiple: true, delimiter: ',', summary, helpGroup: 'FILTERS' });
+
+export default class ResourcesDump extends BaseCommand<typeof ResourcesDump> {
+  static override summary = 'Dump every served resource (CRDs and custom resources included) into the store, one YAML file per object.';
+  static override description = `Discovers every group, version and resource the API server serves (preferred versions; CRDs and available aggregated APIs included), lists them in pages with a few resources at a time, and streams a tar of YAML files through compression and encryption into the store:
+
+  <group>/<resource>/<namespace or _cluster>/<name>.yaml      (core group: "core")
+  index.json                                                     counts, list resourceVersions, warnings
+
+Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objects are kept as served minus managedFields. Events, nodes, node leases and what the cluster recreates itself are skipped unless named in --include-resources; objects labelled lifeboat.io/exclude=true are skipped. A resource the credentials may not list is recorded in index.json and the run exits 3.`;
+  static override examples = [
+    '<%= config.bin %> resources dump',
+    '<%= config.bin %> resources dump --include-namespaces shop,payments --store s3://backups/prod',
+    "<%= config.bin %> resources dump --exclude-resources 'secrets,*.cert-manager.io' --selector app.kubernetes.io/part-of=shop",
+  ];
+  static override flags = {
+    ...kubeFlags,
+    ...storeFlags,
+    ...backupWriteFlags,
+    ...withEnv({
+      'include-namespaces': list('Only these namespaces (globs, comma-separated).'),
+      'exclude-namespaces': list('Leave out these namespaces (globs).'),
+      'include-resources': list('Only these resources, as resource.group (globs; core resources by plain name).'),
+      'exclude-resources': list('Leave out these resources (globs).'),
+      'include-cluster-resources': Flags.option({
+        options: ['auto', 'true', 'false'] as const,
+        default: 'auto' as const,
+        summary: 'Cluster-scoped resources: auto = only when all namespaces are dumped.',
+        helpGroup: 'FILTERS',
+      })(),
+      selector: Flags.string({ char: 'l', summary: 'Label selector applied to every list.', helpGroup: 'FILTERS' }),
+      concurrency: Flags.integer({ min: 1, max: 32, default: 4, summary: 'Resources listed at once.' }),
+      'page-size': Flags.integer({ min: 1, max: 10000, default: 500, summary: 'Objects per list request.' }),
+    }),
+  };
+
+  async run(): Promise<DumpResult> {
+    const f = this.flags;
+    const filter = compileFilter({
+      includeNamespaces: f['include-namespaces'] ?? [],
+      excludeNamespaces: f['exclude-namespaces'] ?? [],
+      includeResources: f['include-resources'] ?? [],
+      excludeResources: f['exclude-resources'] ?? [],
+      includeClusterResources: f['include-cluster-resources'],
+    });
+    const encryption = await encryptionFrom(f);
+    const labels = parseLabels(f.label ?? []);
+    const cat = await catalogueFromFlags(f, this.logger);
+    const client = await kubeClientFromFlags(f);
+    let lastLog = 0;
+    try {
+      const result = await dumpResources(cat, {
+        client,
+        filter,
+        selector: f.selector,
+        codec: f.compress,
+        level: f['compress-level'],
+        encryption,
+        labels,
+        concurrency: f.concurrency,
+        pageSize: f['page-size'],
+        signal: this.signal,
+        onProgress: (p) => {
+          if (process.stderr.isTTY && Date.now() - lastLog > 500) {
+            lastLog = Date.now();
+            process.stderr.write(`\rresources ${p.resourcesDone}/${p.resourcesTotal}, objects ${p.objects}, ${formatBytes(p.bytes)}   `);
+          }
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      for (const w of result.index.warnings) this.logger.warn(w);
+      this.printer.print(result, (r) => {
+        const rows = r.index.resources.filter((c) => c.objects > 0).map((c) => [c.resource, String(c.objects)]);
+        const o = r.manifest.objects[0]!;
+        return (
+          renderTable(['RESOURCE', 'OBJECTS'], rows) +
+          `\nDump ${r.manifest.id}: ${r.index.objects} objects from ${r.index.resources.length} resources of ${r.index.server} (${r.index.kubernetesVersion}), stored ${formatBytes(o.size)} (${o.codec}${o.encryption ? ', age' : ''}) in ${cat.store.location}` +
+          (r.partial ? `\nPARTIAL: could not list ${r.index.failed.map((x) => x.resource).join(', ')}` : '')
+        );
+      });
+      if (result.partial) process.exitCode = ExitCode.Partial;
+      return result;
+    } finally {
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,139 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { LifeboatError, NotFoundError } from '../cli/errors.js';
+
+export interface KubeClientConfig {
+  /** Kubeconfig file; default: KUBECONFIG, then ~/.kube/config, then in-cluster. */
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  /** Per-request time limit. */
+  timeoutMs?: number | undefined;
+}
+
+/** A failed API call: HTTP status and the API server's Status object. */
+export class KubeApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly body: KubeStatus | undefined,
+  ) {
+    super(message);
+    this.name = 'KubeApiError';
+  }
+}
+
+export interface KubeStatus {
+  kind?: 'Status';
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: { name?: string; kind?: string; causes?: { reason?: string; message?: string; field?: string }[] };
+}
+
+export interface RequestParams {
+  method?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A thin client over the API server's REST interface: the kubeconfig's credentials (client
+ * certificates, tokens, exec plugins through @kubernetes/client-node), keep-alive connections,
+ * JSON in and out. Resource-agnostic, so discovery-driven code can reach every served resource.
+ */
+export class KubeClient {
+  private constructor(
+    readonly kc: KubeConfig,
+    readonly server: string,
+    private readonly agent: HttpAgent | HttpsAgent,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async load(cfg: KubeClientConfig = {}): Promise<KubeClient> {
+    const kc = new KubeConfig();
+    try {
+      if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+      else kc.loadFromDefault();
+    } catch (err) {
+      throw new NotFoundError(`Cannot load kubeconfig${cfg.kubeconfig ? ` ${cfg.kubeconfig}` : ''}: ${(err as Error).message}.`, { hint: 'Give --kubeconfig, or set KUBECONFIG.' });
+    }
+    if (cfg.context) {
+      if (!kc.getContexts().some((c) => c.name === cfg.context)) throw new NotFoundError(`No context ${cfg.context} in the kubeconfig.`);
+      kc.setCurrentContext(cfg.context);
+    }
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new NotFoundError('The kubeconfig has no current cluster.', { hint: 'Give --context, or set a current context.' });
+    const opts: RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const tls = cluster.server.startsWith('https:');
+    const base = { keepAlive: true, maxSockets: 16 };
+    const agent = tls
+      ? new HttpsAgent({ ...base, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}), ...(opts.servername ? { servername: opts.servername } : {}) })
+      : new HttpAgent(base);
+    return new KubeClient(kc, cluster.server.replace(/\/+$/, ''), agent, cfg.timeoutMs ?? 60_000);
+  }
+
+  /** One API call; resolves with the parsed JSON body, throws KubeApiError on a non-2xx answer. */
+  async request<T>(path: string, params: RequestParams = {}): Promise<T> {
+    const res = await this.raw(path, params);
+    const text = await readText(res);
+    const status = res.statusCode ?? 0;
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (status < 200 || status >= 300) {
+      const st = body as KubeStatus | undefined;
+      throw new KubeApiError(status, st?.reason ?? `HTTP${status}`, st?.message ?? (text.slice(0, 200) || `HTTP ${status}`), st);
+    }
+    return body as T;
+  }
+
+  /** The raw response (for streaming large lists). */
+  async raw(path: string, params: RequestParams = {}): Promise<IncomingMessage> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(params.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const opts: RequestOptions = { method: params.method ?? 'GET', headers: { Accept: 'application/json' }, agent: this.agent };
+    await this.kc.applyToHTTPSOptions(opts);
+    // Credentials live in the agent; keep only the headers (Authorization) from the kubeconfig.
+    const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), Accept: 'application/json' };
+    let payload: Buffer | undefined;
+    if (params.body !== undefined) {
+      payload = Buffer.from(typeof params.body === 'string' ? params.body : JSON.stringify(params.body));
+      headers['Content-Type'] = params.contentType ?? 'application/json';
+      headers['Content-Length'] = String(payload.length);
+    }
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, { method: opts.method, headers, agent: this.agent, timeout: this.timeoutMs, ...(params.signal ? { signal: params.signal } : {}) }, resolve);
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`request to ${url.pathname} timed out`), { code: 'ETIMEDOUT' })));
+      req.on('error', (err) => reject(connectionError(err, this.server)));
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+async function readText(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function connectionError(err: Error, server: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code && ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN'].includes(code)) {
+    return new LifeboatError(`Cannot reach the Kubernetes API server at ${server} (${code}).`, { cause: err, hint: 'Check --kubeconfig/--context and that the API server is up.' });
+  }
+  return err;
+}

@@ -1,0 +1,235 @@
+import pLimit from 'p-limit';
+import pRetry from 'p-retry';
+import { pipeline, Readable, type Transform } from 'node:stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import { LifeboatError } from '../../cli/errors.js';
+import { KubeApiError, type KubeClient } from '../../kube/client.js';
+import { collectionPath, discoverResources, type ServedResource } from '../../kube/discovery.js';
+import type { Catalogue } from '../../store/catalogue.js';
+import { HashCounter } from '../../store/hashing.js';
+import type { BackupManifest } from '../../store/manifest.js';
+import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
+import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
+import { archivePath, forArchive, INDEX_NAME, toYaml } from './archive.js';
+import type { CompiledFilter, ResourceFilterConfig } from './filters.js';
+import { grName, type KubeObject } from './types.js';
+
+export interface DumpOptions {
+  client: KubeClient;
+  filter: CompiledFilter;
+  /** Label selector applied to every list. */
+  selector?: string | undefined;
+  codec: Codec;
+  level?: number | undefined;
+  encryption?: EncryptionConfig | undefined;
+  labels?: Record<string, string>;
+  /** Resources listed at once. */
+  concurrency?: number;
+  /** Objects per list page. */
+  pageSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: DumpProgress) => void;
+}
+
+export interface DumpProgress {
+  resourcesDone: number;
+  resourcesTotal: number;
+  objects: number;
+  bytes: number;
+}
+
+export interface ResourceCount {
+  resource: string;
+  groupVersion: string;
+  kind: string;
+  namespaced: boolean;
+  objects: number;
+  /** resourceVersion of the (last) list: the point in time the objects come from. */
+  listResourceVersion: string;
+}
+
+/** index.json inside the archive, and the manifest's details. */
+export interface DumpIndex {
+  format: 1;
+  createdAt: string;
+  server: string;
+  kubernetesVersion: string;
+  resources: ResourceCount[];
+  skipped: { resource: string; reason: string }[];
+  /** Resources that could not be listed (RBAC, errors): the dump is partial. */
+  failed: { resource: string; reason: string }[];
+  warnings: string[];
+  filter: ResourceFilterConfig;
+  selector?: string;
+  objects: number;
+}
+
+export interface DumpResult {
+  manifest: BackupManifest;
+  index: DumpIndex;
+  /** Some resources could not be listed (see index.failed): exit 3. */
+  partial: boolean;
+}
+
+export function archiveObjectName(codec: Codec, encrypted: boolean): string {
+  return `resources.tar${CODEC_SUFFIX[codec]}${encrypted ? AGE_SUFFIX : ''}`;
+}
+
+const transient = (err: unknown) => err instanceof KubeApiError && (err.status === 429 || err.status >= 500);
+
+/**
+ * Dumps every selected served resource into one tar of YAML files, streamed through compression
+ * and encryption into the store, with index.json last. Lists are paginated; several resources
+ * are listed at once; 429/5xx are retried; an expired continue token restarts that resource
+ * (skipping objects already written). A resource the credentials may not list is recorded as
+ * failed and the dump is partial; any other failure removes what was written.
+ */
+export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<DumpResult> {
+  const { client, filter } = opts;
+  const createdAt = new Date();
+  const version = await client.request<{ gitVersion: string }>('/version', { signal: opts.signal });
+  const discovery = await discoverResources(client, { signal: opts.signal });
+  const selected: ServedResource[] = [];
+  const skipped: DumpIndex['skipped'] = [];
+  for (const r of discovery.resources) {
+    const d = filter.resource(r);
+    if (d.selected) selected.push(r);
+    else skipped.push({ resource: grName(r), reason: d.reason ?? 'filtered' });
+  }
+
+  const writer = cat.begin('resources', { labels: opts.labels ?? {} });
+  const tar: Pack = tarPack();
+  const payload = new HashCounter();
+  // tar-stream's pack is a streamx stream; iterate it into a Node stream for the pipeline.
+  const stages: (Readable | Transform)[] = [Readable.from(tar as unknown as AsyncIterable<Buffer>), payload, compressor(opts.codec, opts.level), ...(opts.encryption ? [encryptor(opts.encryption)] : [])];
+  let streamError: Error | undefined;
+  const body = pipeline(stages as unknown as [Readable, ...Transform[]], (err) => {
+    if (err) streamError ??= err;
+  }) as unknown as Readable;
+  const name = archiveObjectName(opts.codec, Boolean(opts.encryption));
+  const stored = writer.put(name, body, {
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    describe: () => ({
+      payload: { size: payload.bytes, sha256: payload.sha256 },
+      codec: opts.codec,
+      ...(opts.encryption ? { encryption: { scheme: 'age' as const, recipients: recipientFingerprints(opts.encryption) } } : {}),
+    }),
+  });
+  // If the store fails, stop producing.
+  let storeFailed: unknown;
+  stored.catch((err: unknown) => {
+    storeFailed = err;
+    tar.destroy(err instanceof Error ? err : new Error(String(err)));
+  });
+
+  // Entries are appended one at a time; awaiting each keeps memory bounded by the store's pace.
+  let tail = Promise.resolve();
+  let objects = 0;
+  const append = (path: string, text: string): Promise<void> => {
+    const next = tail.then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          if (storeFailed) return reject(storeFailed);
+          tar.entry({ name: path, mtime: createdAt, mode: 0o600 }, text, (err) => (err ? reject(err) : resolve()));
+        }),
+    );
+    tail = next.catch(() => undefined);
+    return next;
+  };
+
+  const counts: ResourceCount[] = [];
+  const failed: DumpIndex['failed'] = [];
+  let done = 0;
+  const progress = () => opts.onProgress?.({ resourcesDone: done, resourcesTotal: selected.length, objects, bytes: payload.bytes });
+  const pageSize = opts.pageSize ?? 500;
+
+  const dumpOne = async (r: ServedResource): Promise<void> => {
+    const written = new Set<string>();
+    let listRv = '';
+    for (let restart = 0; ; restart++) {
+      let cont: string | undefined;
+      try {
+        do {
+          const page = await pRetry(
+            () =>
+              client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] }>(collectionPath(r), {
+                query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
+                signal: opts.signal,
+              }),
+            { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error), ...(opts.signal ? { signal: opts.signal } : {}) },
+          );
+          listRv = page.metadata?.resourceVersion ?? listRv;
+          for (const item of page.items) {
+            if (!filter.object(r, item)) continue;
+            const path = archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name);
+            if (written.has(path)) continue;
+            written.add(path);
+            await append(path, toYaml(forArchive(item, r.groupVersion, r.kind)));
+            objects++;
+          }
+          progress();
+          cont = page.metadata?.continue || undefined;
+        } while (cont);
+        break;
+      } catch (err) {
+        // 410 Gone: the continue token expired (the list took longer than etcd keeps history).
+        if (err instanceof KubeApiError && err.status === 410 && restart < 3) continue;
+        throw err;
+      }
+    }
+    counts.push({ resource: grName(r), groupVersion: r.groupVersion, kind: r.kind, namespaced: r.namespaced, objects: written.size, listResourceVersion: listRv });
+  };
+
+  const limit = pLimit(opts.concurrency ?? 4);
+  try {
+    await Promise.all(
+      selected.map((r) =>
+        limit(async () => {
+          try {
+            await dumpOne(r);
+          } catch (err) {
+            if (err instanceof KubeApiError && (err.status === 403 || err.status === 404 || err.status === 405)) {
+              failed.push({ resource: grName(r), reason: `${err.status} ${err.reason}: ${err.message}` });
+            } else throw err;
+          } finally {
+            done++;
+            progress();
+          }
+        }),
+      ),
+    );
+    counts.sort((a, b) => a.resource.localeCompare(b.resource));
+    failed.sort((a, b) => a.resource.localeCompare(b.resource));
+    const index: DumpIndex = {
+      format: 1,
+      createdAt: createdAt.toISOString(),
+      server: client.server,
+      kubernetesVersion: version.gitVersion,
+      resources: counts,
+      skipped,
+      failed,
+      warnings: [...discovery.warnings, ...failed.map((f) => `could not list ${f.resource}: ${f.reason}`)],
+      filter: filter.config,
+      ...(opts.selector ? { selector: opts.selector } : {}),
+      objects,
+    };
+    await append(INDEX_NAME, JSON.stringify(index, null, 2) + '\n');
+    await tail;
+    tar.finalize();
+    await stored;
+    if (streamError) throw streamError;
+    const manifest = await writer.commit({
+      source: { cluster: client.server, server: client.server, kubernetesVersion: version.gitVersion },
+      details: { objects, resources: counts.length, failed: failed.length, counts: Object.fromEntries(counts.map((c) => [c.resource, c.objects])) },
+      warnings: index.warnings,
+    });
+    return { manifest, index, partial: failed.length > 0 };
+  } catch (err) {
+    tar.destroy();
+    await stored.catch(() => undefined);
+    await writer.abort();
+    if (err instanceof LifeboatError || (err instanceof Error && err.name === 'AbortError')) throw err;
+    if (err instanceof KubeApiError) throw new LifeboatError(`The dump failed: ${err.status} ${err.reason}: ${err.message}; nothing was stored.`, { cause: err });
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { extract as tarExtract } from 'tar-stream';
+import { IntegrityError } from '../../cli/errors.js';
+import { fromYaml, INDEX_NAME, parseArchivePath, safeEntryName } from './archive.js';
+import type { DumpIndex } from './dump.js';
+import type { KubeObject } from './types.js';
+
+/** One resource's objects in an archive, spooled to a JSON-lines file for the restore passes. */
+export interface SpooledResource {
+  group: string;
+  resource: string;
+  count: number;
+  file: string;
+}
+
+export interface ReadArchive {
+  index: DumpIndex | undefined;
+  resources: SpooledResource[];
+  entries: number;
+  /** Reads one resource's objects back, in archive order. */
+  objects(r: SpooledResource): AsyncIterable<KubeObject>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Reads a dump archive once, checking every entry before anything is applied: names that could
+ * escape a directory (absolute, '..'), files that do not parse, a truncated tar are all an
+ * IntegrityError. Objects are spooled per resource to private temporary files so restore can go
+ * tier by tier in bounded memory.
+ */
+export async function readArchive(tarPath: string, opts: { tmpDir?: string | undefined } = {}): Promise<ReadArchive> {
+  const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'lifeboat-restore-'));
+  const spools = new Map<string, SpooledResource & { out: WriteStream }>();
+  let index: DumpIndex | undefined;
+  let entries = 0;
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    const ex = tarExtract();
+    const done = (async () => {
+      for await (const entry of ex) {
+        const name = entry.header.name;
+        const chunks: Buffer[] = [];
+        for await (const c of entry) chunks.push(c as Buffer);
+        if (!safeEntryName(name)) throw new IntegrityError(`The archive has an entry named ${JSON.stringify(name)}, which could escape its directory; nothing was applied.`);
+        if (entry.header.type !== 'file') continue;
+        entries++;
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (name === INDEX_NAME) {
+          try {
+            index = JSON.parse(text) as DumpIndex;
+          } catch {
+            throw new IntegrityError('The archive\'s index.json does not parse; nothing was applied.');
+          }
+          continue;
+        }
+        const where = parseArchivePath(name);
+        if (!where) throw new IntegrityError(`The archive has an unexpected entry ${JSON.stringify(name)}; nothing was applied.`);
+        let obj: KubeObject;
+        try {
+          obj = fromYaml(text);
+        } catch (err) {
+          throw new IntegrityError(`Archive entry ${name} does not parse as a Kubernetes object (${(err as Error).message}); nothing was applied.`);
+        }
+        const key = `${where.group}/${where.resource}`;
+        let spool = spools.get(key);
+        if (!spool) {
+          const file = join(dir, `${spools.size}.jsonl`);
+          spool = { group: where.group, resource: where.resource, count: 0, file, out: createWriteStream(file, { mode: 0o600 }) };
+          spools.set(key, spool);
+        }
+        spool.count++;
+        if (!spool.out.write(JSON.stringify(obj) + '\n')) await once(spool.out, 'drain');
+      }
+    })();
+    const input = createReadStream(tarPath);
+    input.on('error', (err) => ex.destroy(err));
+    input.pipe(ex as unknown as NodeJS.WritableStream);
+    await done.catch((err: unknown) => {
+      if (err instanceof IntegrityError) throw err;
+      throw new IntegrityError(`The archive is not a valid tar (${(err as Error).message}): truncated or corrupt; nothing was applied.`);
+    });
+    for (const s of spools.values()) {
+      s.out.end();
+      await once(s.out, 'close');
+    }
+  } catch (err) {
+    for (const s of spools.values()) s.out.destroy();
+    await cleanup();
+    throw err;
+  }
+  const resources = [...spools.values()].map(({ out: _out, ...r }) => r);
+  return {
+    index,
+    resources,
+    entries,
+    async *objects(r) {
+      const rl = createInterface({ input: createReadStream(r.file), crlfDelay: Infinity });
+      for await (const line of rl) if (line) yield JSON.parse(line) as KubeObject;
+    },
+    cleanup,
+  };
+}
