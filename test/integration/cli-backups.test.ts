@@ -8,12 +8,15 @@ import { Catalogue } from '../../src/store/catalogue.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { runCli } from '../helpers/cli.js';
+import { tinyDumpTar } from '../helpers/archive.js';
 import { patternBytes } from '../helpers/streams.js';
 import { minioConfig } from '../helpers/stores.js';
 
+/** A backup through the catalogue: a resource dump holds a real (tiny) archive, so verify can read it. */
 async function seed(cat: Catalogue, when: string, kind: 'etcd' | 'resources' = 'etcd') {
   const w = cat.begin(kind, { now: new Date(when) });
-  await w.put(kind === 'etcd' ? 'snapshot.db' : 'resources.tar', Readable.from([patternBytes(4096, Date.parse(when) % 1000)]));
+  const body = kind === 'resources' ? await tinyDumpTar(2 + (Date.parse(when) % 3)) : patternBytes(4096, Date.parse(when) % 1000);
+  await w.put(kind === 'etcd' ? 'snapshot.db' : 'resources.tar', Readable.from([body]), { describe: () => ({ codec: 'none' as const }) });
   return w.commit({ source: { cluster: 'test', endpoint: 'https://127.0.0.1:2379' } });
 }
 
@@ -80,7 +83,9 @@ describe('backups commands on a local directory', () => {
 
   it('verify exits 0 for an intact backup and 5 when a stored byte changed', async () => {
     const m = await seed(cat, '2026-11-20T10:00:00Z', 'resources');
-    expect((await runCli(['backups', 'verify', m.id, '--store', dir])).code).toBe(0);
+    const ok = await runCli(['backups', 'verify', m.id, '--store', dir]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/archive\s+ok\s+\d+ entries, \d+ objects of 1 resources parse/);
     const file = join(dir, 'resources', m.id, 'resources.tar');
     const bytes = Buffer.from(await (await import('node:fs/promises')).readFile(file));
     bytes[100] = bytes[100]! ^ 0xff;
@@ -88,6 +93,23 @@ describe('backups commands on a local directory', () => {
     const r = await runCli(['backups', 'verify', m.id, '--store', dir]);
     expect(r.code).toBe(5);
     expect(r.stderr).toContain('sha256 mismatch');
+  });
+
+  it('verify reads a dump archive through: a tar that is not one, or an index that does not match, exits 5', async () => {
+    const put = async (body: Buffer) => {
+      const w = cat.begin('resources');
+      await w.put('resources.tar', Readable.from([body]), { describe: () => ({ codec: 'none' as const }) });
+      return (await w.commit({ source: { cluster: 'test' } })).id;
+    };
+    const notTar = await put(patternBytes(5000, 3));
+    const r1 = await runCli(['backups', 'verify', notTar, '--store', dir]);
+    expect(r1.code).toBe(5);
+    const good = await tinyDumpTar(2);
+    const lying = Buffer.from(good.toString('latin1').replace('"objects":2', '"objects":3'), 'latin1');
+    expect(lying.length).toBe(good.length);
+    const r2 = await runCli(['backups', 'verify', await put(lying), '--store', dir]);
+    expect(r2.code).toBe(5);
+    expect(r2.stderr).toContain('index.json says 3, archive has 2');
   });
 
   it('delete refuses without --yes when nobody can confirm, and deletes with it', async () => {

@@ -6,17 +6,19 @@ import { renderTable } from '../../cli/output.js';
 import { snapshotSourceFlags, snapshotSourceFrom } from '../../cli/snapshot-flags.js';
 import { catalogueFromFlags } from '../../cli/store-flags.js';
 import { verifyEtcdPayload, type EtcdPayloadCheck } from '../../snapshot/etcd/verify.js';
+import { verifyDumpPayload, type DumpPayloadCheck } from '../../snapshot/resources/verify.js';
 import type { RestoreTestResult } from '../../snapshot/etcd/trial.js';
 import { verifyStoredObjects, type VerifyReport } from '../../store/verify.js';
 
 export interface BackupVerifyResult extends VerifyReport {
   payload?: EtcdPayloadCheck;
+  dump?: DumpPayloadCheck;
   restoreTest?: RestoreTestResult;
 }
 
 export default class BackupsVerify extends BaseCommand<typeof BackupsVerify> {
-  static override summary = 'Re-read a stored backup and check it: hashes, and for etcd the snapshot inside, optionally by restoring it.';
-  static override description = `Every stored object is read back and compared with the size and sha256 in the manifest. For an etcd snapshot the object is also decrypted and decompressed into a private temporary file, its sha256 and etcd's trailer are checked, and the bbolt file is read through (consistency and status). With --restore-test the snapshot is restored into a throwaway data dir, etcd is started on it on free local ports, and every key and value is compared with the snapshot.
+  static override summary = 'Re-read a stored backup and check it: hashes, the snapshot or archive inside, and optionally a trial restore of an etcd snapshot.';
+  static override description = `Every stored object is read back and compared with the size and sha256 in the manifest. For an etcd snapshot the object is also decrypted and decompressed into a private temporary file, its sha256 and etcd's trailer are checked, and the bbolt file is read through (consistency and status). For a resource dump the archive is unpacked the same way, every entry is parsed as a Kubernetes object and the counts are compared with index.json. With --restore-test an etcd snapshot is restored into a throwaway data dir, etcd is started on it on free local ports, and every key and value is compared with the snapshot.
 
 Exits 5 when anything is missing, truncated, altered or differs.`;
   static override examples = [
@@ -51,6 +53,14 @@ Exits 5 when anything is missing, truncated, altered or differs.`;
       });
       result = { ...stored, ...extra };
       if (extra.payload.reason) this.logger.warn(`snapshot inside not checked: ${extra.payload.reason}`);
+    } else {
+      const extra = await verifyDumpPayload(cat, entry.manifest, stored, source);
+      result = { ...stored, dump: extra.payload };
+      if (extra.payload.reason) this.logger.warn(`archive inside not checked: ${extra.payload.reason}`);
+      if (extra.payload.indexMismatches?.length) {
+        this.printer.print(result, table);
+        throw new IntegrityError(`Backup ${stored.id}: the archive does not match its index: ${extra.payload.indexMismatches.join('; ')}.`);
+      }
     }
     this.printer.print(result, table);
     return result;
@@ -63,6 +73,8 @@ function table(r: BackupVerifyResult): string {
     const s = r.payload.status;
     rows.push(['snapshot', 'ok', `sha256 and etcd trailer match; revision ${s.revision}, ${s.totalKey} keys, hash ${s.hash.toString(16)}`]);
   } else if (r.payload) rows.push(['snapshot', 'skipped', r.payload.reason ?? '']);
+  if (r.dump?.checked) rows.push(['archive', 'ok', `${r.dump.entries} entries, ${r.dump.objects} objects of ${r.dump.resources} resources parse; counts match index.json`]);
+  else if (r.dump) rows.push(['archive', 'skipped', r.dump.reason ?? '']);
   if (r.restoreTest) rows.push(['restore test', r.restoreTest.matches ? 'ok' : 'FAILED', `${r.restoreTest.actual.keys} keys match (${r.restoreTest.tool})`]);
   return renderTable(['CHECK', 'RESULT', 'DETAIL'], rows) + (r.ok ? `Backup ${r.id} verified.\n` : '');
 }
