@@ -24,6 +24,20 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/rig/kube-global-setup.ts'],
+          // Controllers and the scheduler react within seconds, but a loaded 2-core runner is slow.
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
+          // One control plane per run; files isolate themselves by namespace. (Vitest runs the
+          // files of every project without file parallelism one at a time, so e2e and integration
+          // files never compete for CPU.)
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -3,11 +3,13 @@
 #
 #  1. Installs Debian's etcd-server, etcd-client, age, zstd and openssl when a
 #     needed command is missing (etcd 3.4 comes from Debian).
-#  2. Builds each Go harness module under test/rig/go/ (etcd 3.5, MinIO + mc)
-#     into ${LIFEBOAT_RIG_CACHE:-$HOME/.cache/lifeboat-rig}/<name>-<version>-<hash>/bin/,
+#  2. Builds each Go harness module under test/rig/go/ (etcd 3.5, MinIO + mc,
+#     the Kubernetes control plane + kubectl, kwok + kwokctl) into
+#     ${LIFEBOAT_RIG_CACHE:-$HOME/.cache/lifeboat-rig}/<name>-<version>-<hash>/bin/,
 #     skipping harnesses that are already cached.
 #  3. Writes ${cache}/rig.json: absolute paths of every binary, read by
-#     test/rig/components.ts (the single source of truth for binary locations).
+#     test/rig/components.ts and test/rig/kube.ts (the single source of truth
+#     for binary locations).
 #
 # Idempotent and non-interactive; a warm run only hashes a few files.
 # With --packages-only, only step 1 (used by `npm run demo`).
@@ -121,11 +123,18 @@ find_go() {
 
 # build_harness <harness> <name-version> <binary=package[|extra ldflags]>...
 # Sets RESULT_DIR to the bin/ directory holding the binaries.
+# Optional environment, for this call only:
+#   BUILD_TAGS=a,b            go build -tags
+#   BUILD_DATE_MODULE=path    replace @BUILD_DATE@ in the ldflags with that module's
+#                             publication time (from the module proxy's .info, so
+#                             reproducible); resolved only when actually building.
 build_harness() {
   local harness="$1" label="$2"; shift 2
   local dir="$RIG_DIR/go/$harness"
+  local tags="${BUILD_TAGS:-}" date_module="${BUILD_DATE_MODULE:-}"
   [ -f "$dir/go.mod" ] || die "no harness at $dir"
-  local final; final="$CACHE/$label-$(harness_hash "$dir" "$@")"
+  # Tags take part in the hash only when set, so existing harness caches stay valid.
+  local final; final="$CACHE/$label-$(harness_hash "$dir" "$@" ${tags:+"tags=$tags"})"
   RESULT_DIR="$final/bin"
 
   local spec ok=1
@@ -142,16 +151,22 @@ build_harness() {
   trap "rm -rf '$tmp'" EXIT
   mkdir "$tmp/bin"
   log "building $harness ($label) with $(go env GOVERSION) -> $final"
-  local t0 t1; t0="$(now)"
+  local t0 t1 build_date=""; t0="$(now)"
+  if [ -n "$date_module" ]; then
+    build_date="$(cd "$dir" && env GOTOOLCHAIN=local GOFLAGS="-mod=readonly" \
+      go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$date_module")" \
+      || die "cannot read the publication time of $date_module"
+  fi
   for spec in "$@"; do
     local bin="${spec%%=*}" pkg="${spec#*=}" extra=""
     case "$pkg" in *"|"*) extra="${pkg#*|}"; pkg="${pkg%%|*}" ;; esac
+    extra="${extra//@BUILD_DATE@/$build_date}"
     t1="$(now)"
-    log "  go build $pkg -> $bin"
+    log "  go build $pkg -> $bin${tags:+ (tags $tags)}"
     (
       cd "$dir"
       env GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
-        go build -trimpath -ldflags "-s -w $extra" -o "$tmp/bin/$bin" "$pkg"
+        go build -trimpath ${tags:+-tags "$tags"} -ldflags "-s -w $extra" -o "$tmp/bin/$bin" "$pkg"
     ) || die "building $bin from $harness failed"
     log "  built $bin ($(elapsed "$t1"))"
   done
@@ -175,6 +190,26 @@ minio_ldflags() { # <cmd package> <pseudo-version>
     "$1" "$y" "$mo" "$d" "$h" "$mi" "$s" "$1" "$y" "$mo" "$d" "$h" "$mi" "$s" "$1" "$commit" "$1" "$commit" "$1" "$y"
 }
 
+# Kubernetes binaries report v0.0.0-master+$Format:%H$ unless told their version
+# (and kwokctl parses `kube-apiserver --version`): stamp what hack/lib/version.sh
+# would, into both version packages. The module zip carries no commit, so
+# gitCommit stays empty; the tree is the released module, verified by go.sum.
+kube_ldflags() { # <vX.Y.Z>
+  local v="$1" rest major minor pkg out=""
+  rest="${v#v}"; major="${rest%%.*}"; rest="${rest#*.}"; minor="${rest%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    out+="-X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    out+=" -X $pkg.gitCommit= -X $pkg.gitTreeState=clean -X $pkg.buildDate=@BUILD_DATE@ "
+  done
+  printf '%s' "${out% }"
+}
+
+# kwok's defaults (consts.Version, consts.KubeVersion) are what its release
+# scripts stamp; set them from the harness so they match what we build.
+kwok_ldflags() { # <kwok vX.Y.Z> <kubernetes vX.Y.Z>
+  printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=%s' "${1#v}" "${2#v}"
+}
+
 # ---------------------------------------------------------------------------
 # 3. rig.json
 # ---------------------------------------------------------------------------
@@ -187,11 +222,14 @@ main() {
   ensure_debian_packages
   check_etcd34
 
-  local etcd_version minio_version mc_version
+  local etcd_version minio_version mc_version kube_version kwok_version
   etcd_version="$(mod_version "$RIG_DIR/go/etcd35" go.etcd.io/etcd/server/v3)"
   minio_version="$(mod_version "$RIG_DIR/go/minio" github.com/minio/minio)"
   mc_version="$(mod_version "$RIG_DIR/go/minio" github.com/minio/mc)"
-  [ -n "$etcd_version" ] && [ -n "$minio_version" ] && [ -n "$mc_version" ] || die "cannot read harness versions from go.mod"
+  kube_version="$(mod_version "$RIG_DIR/go/kubernetes" k8s.io/kubernetes)"
+  kwok_version="$(mod_version "$RIG_DIR/go/kwok" sigs.k8s.io/kwok)"
+  [ -n "$etcd_version" ] && [ -n "$minio_version" ] && [ -n "$mc_version" ] && [ -n "$kube_version" ] && [ -n "$kwok_version" ] \
+    || die "cannot read harness versions from go.mod"
 
   build_harness etcd35 "etcd-${etcd_version#v}" \
     etcd=./cmd/etcd etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3
@@ -200,6 +238,18 @@ main() {
     "minio=github.com/minio/minio|$(minio_ldflags github.com/minio/minio/cmd "$minio_version")" \
     "mc=github.com/minio/mc|$(minio_ldflags github.com/minio/mc/cmd "$mc_version")"
   local minio="$RESULT_DIR"
+  # Tags as Kubernetes' own build (hack/lib/golang.sh) uses for release binaries.
+  local kl; kl="$(kube_ldflags "$kube_version")"
+  BUILD_TAGS=selinux,notest,grpcnotrace BUILD_DATE_MODULE=k8s.io/kubernetes build_harness kubernetes "kubernetes-${kube_version#v}" \
+    "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver|$kl" \
+    "kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager|$kl" \
+    "kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler|$kl" \
+    "kubectl=k8s.io/kubernetes/cmd/kubectl|$kl"
+  local kube="$RESULT_DIR"
+  local wl; wl="$(kwok_ldflags "$kwok_version" "$kube_version")"
+  build_harness kwok "kwok-${kwok_version#v}" \
+    "kwok=sigs.k8s.io/kwok/cmd/kwok|$wl" "kwokctl=sigs.k8s.io/kwok/cmd/kwokctl|$wl"
+  local kwok="$RESULT_DIR"
 
   mkdir -p "$CACHE"
   local out="$CACHE/rig.json" tmp
@@ -208,7 +258,9 @@ main() {
 {
   "etcd34": { "etcd": $(json_str "$ETCD34_BIN"), "etcdctl": $(json_str "$ETCD34_CTL") },
   "etcd35": { "etcd": $(json_str "$etcd35/etcd"), "etcdutl": $(json_str "$etcd35/etcdutl"), "etcdctl": $(json_str "$etcd35/etcdctl") },
-  "minio": { "minio": $(json_str "$minio/minio"), "mc": $(json_str "$minio/mc") }
+  "minio": { "minio": $(json_str "$minio/minio"), "mc": $(json_str "$minio/mc") },
+  "kube": { "apiserver": $(json_str "$kube/kube-apiserver"), "controllerManager": $(json_str "$kube/kube-controller-manager"), "scheduler": $(json_str "$kube/kube-scheduler"), "kubectl": $(json_str "$kube/kubectl"), "version": $(json_str "$kube_version") },
+  "kwok": { "kwok": $(json_str "$kwok/kwok"), "kwokctl": $(json_str "$kwok/kwokctl"), "version": $(json_str "$kwok_version") }
 }
 EOF
   mv -f "$tmp" "$out"
