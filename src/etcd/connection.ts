@@ -90,7 +90,7 @@ export async function clientFor(conn: EtcdConnection, endpoint: string): Promise
     hosts: [host],
     dialTimeout: conn.dialTimeoutMs,
     // Snapshot messages are up to 32 KiB; allow headroom for large range responses.
-    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc-node.flow_control_window': 8 * 1024 * 1024 },
   };
   if (tls) {
     opts.credentials = {

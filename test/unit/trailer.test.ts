@@ -32,7 +32,11 @@ describe('TrailerCheck', () => {
   it.each([[[32 * 1024]], [[1]], [[31, 33, 7]], [[100_000]], [[32]], [[5, 32 * 1024]]])('accepts a good snapshot in chunks of %j and passes it unchanged', async (sizes) => {
     const { out, check } = await run(snap, sizes);
     expect(out.equals(snap)).toBe(true);
-    expect(check.result).toEqual({ hasTrailer: true, dbSha256: createHash('sha256').update(snap.subarray(0, snap.length - 32)).digest('hex') });
+    expect(check.result).toEqual({
+      hasTrailer: true,
+      dbSha256: createHash('sha256').update(snap.subarray(0, snap.length - 32)).digest('hex'),
+      payloadSha256: createHash('sha256').update(snap).digest('hex'),
+    });
     expect(check.bytes).toBe(snap.length);
   });
 

@@ -3,7 +3,6 @@ import { Readable, Transform, pipeline, type TransformCallback } from 'node:stre
 import { LifeboatError } from '../../cli/errors.js';
 import { describeEtcdError, firstHealthy, type EtcdConnection, type MemberStatus } from '../../etcd/connection.js';
 import type { Catalogue } from '../../store/catalogue.js';
-import { HashCounter } from '../../store/hashing.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
@@ -60,7 +59,6 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   try {
     source = await openSnapshotStream(client);
     const trailer = new TrailerCheck({ required: true, what: `The snapshot from ${status.endpoint}` });
-    const payload = new HashCounter();
     let received = 0;
     const blobs = new Transform({
       writableObjectMode: true,
@@ -78,7 +76,6 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
       blobs,
       new StallGuard(opts.stallTimeoutMs, `etcd (${status.endpoint})`),
       trailer,
-      payload,
       compressor(opts.codec, opts.level),
       ...(opts.encryption ? [encryptor(opts.encryption)] : []),
     ];
@@ -93,7 +90,7 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
         expectedSize: status.dbSize + TRAILER_SIZE,
         ...(opts.signal ? { signal: opts.signal } : {}),
         describe: () => ({
-          payload: { size: payload.bytes, sha256: payload.sha256 },
+          payload: { size: trailer.bytes, sha256: trailer.result?.payloadSha256 ?? '' },
           codec: opts.codec,
           ...(opts.encryption ? { encryption: { scheme: 'age' as const, recipients: recipientFingerprints(opts.encryption) } } : {}),
         }),

@@ -15,7 +15,7 @@ export class TrailerCheck extends Transform {
   private tail: Buffer = Buffer.alloc(0);
   bytes = 0;
   /** After the end: whether a valid trailer was found, and the db's sha256 (hex). */
-  result: { hasTrailer: boolean; dbSha256: string } | undefined;
+  result: { hasTrailer: boolean; dbSha256: string; payloadSha256: string } | undefined;
 
   constructor(private readonly opts: { required: boolean; what?: string } = { required: true }) {
     super();
@@ -43,6 +43,8 @@ export class TrailerCheck extends Transform {
       cb(new IntegrityError(`${what} is only ${this.bytes} bytes: truncated or not an etcd snapshot.`));
       return;
     }
+    // One pass for both digests: the db's (without the trailer) and the whole stream's.
+    const whole = this.hash.copy().update(this.tail).digest('hex');
     const digest = this.hash.digest();
     const hasTrailer = digest.equals(this.tail);
     if (!hasTrailer && this.opts.required) {
@@ -57,7 +59,7 @@ export class TrailerCheck extends Transform {
       );
       return;
     }
-    this.result = { hasTrailer, dbSha256: hasTrailer ? digest.toString('hex') : '' };
+    this.result = { hasTrailer, dbSha256: hasTrailer ? digest.toString('hex') : '', payloadSha256: whole };
     cb();
   }
 }
