@@ -3,13 +3,11 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { backupWriteFlags, encryptionFrom, parseLabels } from '../../cli/backup-flags.js';
 import { withEnv } from '../../cli/env.js';
 import { ExitCode } from '../../cli/errors.js';
+import { filterFromFlags, resourceFilterFlags } from '../../cli/filter-flags.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
 import { formatBytes, renderTable } from '../../cli/output.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { dumpResources, type DumpResult } from '../../snapshot/resources/dump.js';
-import { compileFilter } from '../../snapshot/resources/filters.js';
-
-const list = (summary: string) => Flags.string({ multiple: true, delimiter: ',', summary, helpGroup: 'FILTERS' });
 
 export default class ResourcesDump extends BaseCommand<typeof ResourcesDump> {
   static override summary = 'Dump every served resource (CRDs and custom resources included) into the store, one YAML file per object.';
@@ -26,19 +24,10 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
   ];
   static override flags = {
     ...kubeFlags,
+    ...resourceFilterFlags,
     ...storeFlags,
     ...backupWriteFlags,
     ...withEnv({
-      'include-namespaces': list('Only these namespaces (globs, comma-separated).'),
-      'exclude-namespaces': list('Leave out these namespaces (globs).'),
-      'include-resources': list('Only these resources, as resource.group (globs; core resources by plain name).'),
-      'exclude-resources': list('Leave out these resources (globs).'),
-      'include-cluster-resources': Flags.option({
-        options: ['auto', 'true', 'false'] as const,
-        default: 'auto' as const,
-        summary: 'Cluster-scoped resources: auto = only when all namespaces are dumped.',
-        helpGroup: 'FILTERS',
-      })(),
       selector: Flags.string({ char: 'l', summary: 'Label selector applied to every list.', helpGroup: 'FILTERS' }),
       concurrency: Flags.integer({ min: 1, max: 32, default: 4, summary: 'Resources listed at once.' }),
       'page-size': Flags.integer({ min: 1, max: 10000, default: 500, summary: 'Objects per list request.' }),
@@ -47,13 +36,7 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
 
   async run(): Promise<DumpResult> {
     const f = this.flags;
-    const filter = compileFilter({
-      includeNamespaces: f['include-namespaces'] ?? [],
-      excludeNamespaces: f['exclude-namespaces'] ?? [],
-      includeResources: f['include-resources'] ?? [],
-      excludeResources: f['exclude-resources'] ?? [],
-      includeClusterResources: f['include-cluster-resources'],
-    });
+    const filter = filterFromFlags(f);
     const encryption = await encryptionFrom(f);
     const labels = parseLabels(f.label ?? []);
     const cat = await catalogueFromFlags(f, this.logger);

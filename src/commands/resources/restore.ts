@@ -3,17 +3,15 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { confirm } from '../../cli/confirm.js';
 import { withEnv } from '../../cli/env.js';
 import { ExitCode, LifeboatError, UsageError } from '../../cli/errors.js';
+import { filterFromFlags, resourceFilterFlags } from '../../cli/filter-flags.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
 import { renderTable } from '../../cli/output.js';
 import { snapshotSourceFlags, snapshotSourceFrom } from '../../cli/snapshot-flags.js';
 import { catalogueFromFlags } from '../../cli/store-flags.js';
 import { fetchToTempFile } from '../../snapshot/pipeline/fetch.js';
 import { applyArchive, type RestoreReport } from '../../snapshot/resources/apply.js';
-import { compileFilter } from '../../snapshot/resources/filters.js';
 import { readArchive } from '../../snapshot/resources/reader.js';
 import { parseNamespaceMapping } from '../../snapshot/resources/transform.js';
-
-const list = (summary: string) => Flags.string({ multiple: true, delimiter: ',', summary, helpGroup: 'FILTERS' });
 
 export default class ResourcesRestore extends BaseCommand<typeof ResourcesRestore> {
   static override summary = 'Restore a resource dump into a cluster, in dependency order.';
@@ -28,13 +26,9 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
   static override args = { id: Args.string({ required: true, description: 'Backup id of a resource dump (see `backups list`).' }) };
   static override flags = {
     ...kubeFlags,
+    ...resourceFilterFlags,
     ...snapshotSourceFlags,
     ...withEnv({
-      'include-namespaces': list('Only objects of these namespaces (globs).'),
-      'exclude-namespaces': list('Leave out these namespaces (globs).'),
-      'include-resources': list('Only these resources, as resource.group (globs).'),
-      'exclude-resources': list('Leave out these resources (globs).'),
-      'include-cluster-resources': Flags.option({ options: ['auto', 'true', 'false'] as const, default: 'auto' as const, summary: 'Cluster-scoped resources: auto = only when all namespaces are restored.', helpGroup: 'FILTERS' })(),
       only: Flags.string({ multiple: true, summary: 'Only this object: resource/namespace/name (cluster-scoped: resource//name).', helpGroup: 'FILTERS' }),
       'namespace-mapping': Flags.string({ multiple: true, delimiter: ',', summary: 'Restore namespace a into b (a:b, repeatable), references included.' }),
       existing: Flags.option({ options: ['skip', 'update', 'recreate'] as const, default: 'skip' as const, summary: 'What to do with objects that exist.' })(),
@@ -55,13 +49,7 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
       if (parts.length !== 3 || !parts[0] || !parts[2]) throw new UsageError(`--only ${JSON.stringify(o)} is not resource/namespace/name.`);
       return { resource: parts[0], namespace: parts[1] || undefined, name: parts[2] };
     });
-    const filter = compileFilter({
-      includeNamespaces: f['include-namespaces'] ?? [],
-      excludeNamespaces: f['exclude-namespaces'] ?? [],
-      includeResources: f['include-resources'] ?? [],
-      excludeResources: f['exclude-resources'] ?? [],
-      includeClusterResources: f['include-cluster-resources'],
-    });
+    const filter = filterFromFlags(f);
     const namespaceMapping = parseNamespaceMapping(f['namespace-mapping'] ?? []);
     if (f.existing === 'recreate' && !f['dry-run'] && !(await confirm('Delete and recreate objects that exist in the cluster?', { yes: f.yes, what: 'recreate existing objects' }))) {
       throw new LifeboatError('Nothing restored.');
