@@ -6,17 +6,18 @@
  * source of truth. Every spawned process is SIGKILLed if this Node process exits without
  * stopping it. Set LIFEBOAT_RIG_KEEP=1 to keep temp dirs (data + logs) after stop().
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { logTail, makeTempDir, removeTempDir, spawnLogged, terminate } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -72,92 +73,6 @@ export function readRig(): RigPaths {
 // ---------------------------------------------------------------------------
 // Process bookkeeping
 // ---------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-let cleanupRegistered = false;
-
-function killAllSync(): void {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-  if (process.env['LIFEBOAT_RIG_KEEP'] !== '1') {
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
-  }
-  tempDirs.clear();
-}
-
-function registerCleanup(): void {
-  if (cleanupRegistered) return;
-  cleanupRegistered = true;
-  process.on('exit', killAllSync);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      killAllSync();
-      // If nobody else handles the signal, restore the default behaviour (terminate).
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
-function track(child: ChildProcess, dir: string): void {
-  registerCleanup();
-  children.add(child);
-  tempDirs.add(dir);
-  child.once('exit', () => children.delete(child));
-}
-
-async function makeTempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `lifeboat-${prefix}-`));
-  registerCleanup();
-  tempDirs.add(dir);
-  return dir;
-}
-
-/** Spawns `bin args` with stdout+stderr appended to logFile. */
-function spawnLogged(bin: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, dir: string): ChildProcess {
-  const fd = openSync(logFile, 'a');
-  try {
-    const child = spawn(bin, args, { stdio: ['ignore', fd, fd], env, cwd: dir });
-    track(child, dir);
-    return child;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** SIGTERM, wait, SIGKILL after graceMs; resolves once the process has exited. */
-async function terminate(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function removeTempDir(dir: string): Promise<void> {
-  tempDirs.delete(dir);
-  if (process.env['LIFEBOAT_RIG_KEEP'] === '1') return;
-  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
-async function logTail(logFile: string, lines = 40): Promise<string> {
-  try {
-    const text = await readFile(logFile, 'utf8');
-    return text.trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

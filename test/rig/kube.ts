@@ -13,16 +13,16 @@
  * an exit/signal handler SIGKILLs whatever is left. Binaries come from rig.json
  * (`bash test/rig/build.sh`). LIFEBOAT_RIG_KEEP=1 keeps the directory (logs, certs) after stop.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, rigCacheDir, startEtcd, type EtcdHandle } from './components.js';
+import { logTail, makeTempDir, removeTempDir, spawnLogged, terminate } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -87,76 +87,15 @@ export function readKubeRig(): { bins: KubeBins; version: string; kwokVersion: s
 // Processes
 // ---------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-const dirs = new Set<string>();
-let cleanupRegistered = false;
-
-function killAllSync(): void {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-  if (process.env['LIFEBOAT_RIG_KEEP'] !== '1') {
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
-  }
-  dirs.clear();
-}
-
-function registerCleanup(): void {
-  if (cleanupRegistered) return;
-  cleanupRegistered = true;
-  process.on('exit', killAllSync);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      killAllSync();
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
 interface Proc {
   name: string;
   child: ChildProcess;
   logFile: string;
 }
 
-function spawnLogged(name: string, bin: string, args: string[], dir: string, env: NodeJS.ProcessEnv = process.env): Proc {
-  registerCleanup();
+function spawnProc(name: string, bin: string, args: string[], dir: string, env: NodeJS.ProcessEnv = process.env): Proc {
   const logFile = join(dir, `${name}.log`);
-  const fd = openSync(logFile, 'a');
-  try {
-    const child = spawn(bin, args, { stdio: ['ignore', fd, fd], env, cwd: dir });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return { name, child, logFile };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function terminate(proc: Proc, graceMs = 10_000): Promise<void> {
-  const { child } = proc;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function logTail(logFile: string, lines = 40): Promise<string> {
-  try {
-    return (await readFile(logFile, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
+  return { name, child: spawnLogged(bin, args, logFile, env, dir), logFile };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -555,9 +494,7 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const deadline = Date.now() + timeoutMs;
   const remaining = (): number => Math.max(1000, deadline - Date.now());
-  registerCleanup();
-  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-kube-'));
-  dirs.add(dir);
+  const dir = await makeTempDir('kube');
 
   const procs: Proc[] = [];
   let etcd: EtcdHandle | undefined;
@@ -565,11 +502,10 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       // Clients first, then the API server, then its storage.
-      await Promise.allSettled(procs.filter((p) => p.name !== 'kube-apiserver').map((p) => terminate(p)));
-      await Promise.allSettled(procs.filter((p) => p.name === 'kube-apiserver').map((p) => terminate(p)));
+      await Promise.allSettled(procs.filter((p) => p.name !== 'kube-apiserver').map((p) => terminate(p.child, 10_000)));
+      await Promise.allSettled(procs.filter((p) => p.name === 'kube-apiserver').map((p) => terminate(p.child, 10_000)));
       await etcd?.stop();
-      dirs.delete(dir);
-      if (process.env['LIFEBOAT_RIG_KEEP'] !== '1') await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      await removeTempDir(dir);
     })());
 
   try {
@@ -596,7 +532,7 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
     };
 
     // kube-apiserver
-    const apiserver = spawnLogged('kube-apiserver', bins.apiserver, [
+    const apiserver = spawnProc('kube-apiserver', bins.apiserver, [
       `--etcd-servers=${etcdHandle.endpoint}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -628,7 +564,7 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
       const file = join(dir, `${name}.kubeconfig`);
       return [`--kubeconfig=${file}`, `--authentication-kubeconfig=${file}`, `--authorization-kubeconfig=${file}`];
     };
-    const controllerManager = spawnLogged('kube-controller-manager', bins.controllerManager, [
+    const controllerManager = spawnProc('kube-controller-manager', bins.controllerManager, [
       ...componentKubeconfig('controller-manager'),
       '--bind-address=127.0.0.1',
       `--secure-port=${cmPort}`,
@@ -643,7 +579,7 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
       ...(opts.extraArgs?.controllerManager ?? []),
     ], dir);
     procs.push(controllerManager);
-    const scheduler = spawnLogged('kube-scheduler', bins.scheduler, [
+    const scheduler = spawnProc('kube-scheduler', bins.scheduler, [
       ...componentKubeconfig('scheduler'),
       '--bind-address=127.0.0.1',
       `--secure-port=${schedPort}`,
@@ -654,7 +590,7 @@ export async function startKubeCluster(opts: StartKubeOptions = {}): Promise<Kub
     ], dir);
     procs.push(scheduler);
     // KWOK_WORKDIR: keep kwok away from ~/.kwok (it would load a kwok.yaml found there).
-    const kwok = spawnLogged('kwok', bins.kwok, [
+    const kwok = spawnProc('kwok', bins.kwok, [
       `--kubeconfig=${join(dir, 'kwok.kubeconfig')}`,
       `--config=${join(dir, 'kwok.yaml')}`,
       '--manage-all-nodes=false',
