@@ -14,6 +14,8 @@
 //   recv-default-file, recv-win-8m-file, recv-win-8m-hash-file
 //                     receive (and hash once), then write to a file in --dir (default the OS temp
 //                     dir) the way lifeboat's file store does (FileHandle stream, fsync at the end)
+//   recv-win-8m-file-hwm1m, recv-win-8m-hash-file-hwm1m
+//                     the same with a 1 MiB highWaterMark on the file stream (default 16 KiB)
 //   etcdctl           `etcdctl snapshot save` (from the rig, 3.5) to a temp file, for reference
 //   stage-sha256, stage-zstd3, stage-zstd1, stage-zstd3-mt1, stage-zstd3-mt2, stage-zstd3-mt1-job1m, stage-zstd1-mt1,
 //   stage-age, stage-zstd3-age   (need --file SNAPSHOT):
@@ -77,10 +79,10 @@ function client(win) {
   });
 }
 /** Writes like lifeboat's file store: a FileHandle write stream that fsyncs before closing. */
-async function fileSink() {
+async function fileSink(highWaterMark) {
   const file = join(opt.dir ?? tmpdir(), `recv-bench-${process.pid}.out`);
   const handle = await open(file, 'w');
-  const out = createWriteStream('', { fd: handle, flush: true });
+  const out = createWriteStream('', { fd: handle, flush: true, ...(highWaterMark ? { highWaterMark } : {}) });
   out.once('close', () => rmSync(file, { force: true }));
   return out;
 }
@@ -118,6 +120,8 @@ const MODES = {
   'recv-default-file': () => recv(undefined, [], fileSink()),
   'recv-win-8m-file': () => recv(8 * MiB, [], fileSink()),
   'recv-win-8m-hash-file': () => recv(8 * MiB, [new Hash()], fileSink()),
+  'recv-win-8m-file-hwm1m': () => recv(8 * MiB, [], fileSink(MiB)),
+  'recv-win-8m-hash-file-hwm1m': () => recv(8 * MiB, [new Hash()], fileSink(MiB)),
   etcdctl: () => {
     const file = join(opt.dir ?? tmpdir(), `recv-bench-${process.pid}.db`);
     const timeFile = `${file}.time`;
