@@ -3,11 +3,13 @@
  * scenarios with the rig's kubectl drain (same version as the API server) where both should agree.
  * Every scenario has its own namespace and node pool (e2eEnv), so drains never touch each other.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { DrainReport } from '../../src/drain/drain.js';
@@ -32,6 +34,7 @@ import {
 } from './helpers.js';
 
 const ctx = inject('kube');
+const CLI = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 const envs: E2eEnv[] = [];
 let dir: string;
 
@@ -304,6 +307,84 @@ describe('node drain', () => {
     expect(kd.ok).toBe(false);
     expect(kd.output).toMatch(/more than one PodDisruptionBudget/);
     await cordon(kube, w1, false);
+  });
+});
+
+describe('node drain options', () => {
+  it('dry runs change nothing; --pod-selector evicts only matching pods; --disable-eviction deletes past a PDB', async () => {
+    const env = await newEnv('drain-opts');
+    const { kube, namespace: ns } = env;
+    const [w1, w2] = (await env.createNodes([{ name: 'w1' }, { name: 'w2' }])).map((n) => n.metadata.name) as [string, string];
+    await placeOn(
+      env,
+      w1,
+      async () => {
+        await createIn(kube, deployment(ns, 'a', 2, { pool: ns }));
+        await createIn(kube, deployment(ns, 'b', 1, { pool: ns }));
+      },
+      async () => {
+        await waitPodsRunning(kube, ns, { app: 'a' }, 2);
+        await waitPodsRunning(kube, ns, { app: 'b' }, 1);
+      },
+    );
+    await createIn(kube, podDisruptionBudget(ns, 'b-pdb', { app: 'b' }, { minAvailable: 1 }));
+    await waitPdb(kube, ns, 'b-pdb', { disruptionsAllowed: 0 });
+    const snapshot = async () => (await listPods(kube, ns)).map((p) => `${p.metadata.uid}@${p.spec.nodeName}`).sort();
+    const before = await snapshot();
+
+    const client = await lifeboat(['node', 'drain', w1, '--dry-run', 'client', '--pod-selector', 'app=a', '-o', 'json']);
+    expect(client.code, client.stderr).toBe(0);
+    const cr = reportOf(client);
+    expect(cr.outcome).toBe('dry-run');
+    expect(cr.nodes[0]!.evicted.map((e) => e.pod).sort()).toEqual((await listPods(kube, ns, { app: 'a' })).map((p) => `${ns}/${p.metadata.name}`).sort());
+
+    const server = await lifeboat(['node', 'drain', w1, '--dry-run', 'server', '--ignore-preflight', '-o', 'json']);
+    expect(server.code, server.stderr).toBe(7);
+    const sr = reportOf(server);
+    expect(sr.outcome).toBe('dry-run');
+    expect(sr.nodes[0]!.evicted).toHaveLength(2);
+    expect(sr.nodes[0]!.remaining.map((r) => r.pdb?.name)).toEqual([`${ns}/b-pdb`]);
+    expect(await snapshot()).toEqual(before);
+    expect(await unschedulable(kube, w1)).toBe(false);
+
+    const selected = await lifeboat(['node', 'drain', w1, '--pod-selector', 'app=a', '-o', 'json']);
+    expect(selected.code, selected.stderr).toBe(0);
+    expect(reportOf(selected).nodes[0]!.evicted).toHaveLength(2);
+    expect((await waitPodsRunning(kube, ns, { app: 'a' }, 2)).every((p) => p.spec.nodeName === w2)).toBe(true);
+    const [b] = await listPods(kube, ns, { app: 'b' });
+    expect(b!.spec.nodeName).toBe(w1);
+
+    const deleted = await lifeboat(['node', 'drain', w1, '--disable-eviction', '-o', 'json']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const dr = reportOf(deleted);
+    expect(dr.preflight?.warnings.map((w) => w.kind)).toContain('pdb-bypassed');
+    expect(dr.nodes[0]!.evicted.map((e) => e.uid)).toEqual([b!.metadata.uid]);
+    const [b2] = await waitPodsRunning(kube, ns, { app: 'b' }, 1);
+    expect(b2!.spec.nodeName).toBe(w2);
+  });
+
+  it('SIGINT during a drain: exit 130 and the node is schedulable again', async () => {
+    const env = await newEnv('drain-int');
+    const { kube, namespace: ns } = env;
+    const [w1] = (await env.createNodes([{ name: 'w1' }, { name: 'w2' }])).map((n) => n.metadata.name) as [string, string];
+    await placeOn(
+      env,
+      w1,
+      async () => void (await createIn(kube, deployment(ns, 'c', 1, { pool: ns }))),
+      () => waitPodsRunning(kube, ns, { app: 'c' }, 1),
+    );
+    await createIn(kube, podDisruptionBudget(ns, 'c-pdb', { app: 'c' }, { minAvailable: 1 }));
+    await waitPdb(kube, ns, 'c-pdb', { disruptionsAllowed: 0 });
+    const child = spawn(process.execPath, [CLI, 'node', 'drain', w1, '--ignore-preflight', '--kubeconfig', ctx.kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await waitFor('the drain to be waiting on the PDB', async () => /allows no disruptions/.test(stderr), { timeoutMs: 60_000 });
+    expect(await unschedulable(kube, w1)).toBe(true);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/uncordoned: it was schedulable before the drain/);
+    expect(await unschedulable(kube, w1)).toBe(false);
   });
 });
 
