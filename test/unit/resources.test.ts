@@ -258,5 +258,11 @@ describe('archive paths', () => {
     const live: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' }, uid: 'u', resourceVersion: '5' }, data: { a: '1' } };
     expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' } }, data: { a: '1' } }, live)).toEqual([]);
     expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '2' } }, data: { a: '2' } }, live)).toEqual(['data', 'metadata.labels.x']);
+    // Status counts only when it would be written (--include-status, status subresource).
+    const withStatus = { ...live, status: { phase: 'Ready' } };
+    const desired: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' } }, data: { a: '1' }, status: { phase: 'Pending' } };
+    expect(changedFields(desired, withStatus)).toEqual([]);
+    expect(changedFields(desired, withStatus, true)).toEqual(['status']);
+    expect(changedFields({ ...desired, status: { phase: 'Ready' } }, withStatus, true)).toEqual([]);
   });
 });

@@ -17,7 +17,7 @@ export default class ResourcesRestore extends BaseCommand<typeof ResourcesRestor
   static override summary = 'Restore a resource dump into a cluster, in dependency order.';
   static override description = `The archive is downloaded, decrypted, decompressed and checked (both sha256s), then read once and every entry checked before anything is applied. Objects are applied tier by tier: CRDs (waited on until Established), namespaces, storage, service accounts, secrets, config maps, RBAC, workloads top-down, services, ingresses, the rest, and API services and webhooks last.
 
-Server-set fields are stripped; status is dropped unless --include-status; Services lose their cluster IPs (unless headless) and node ports (unless --preserve-nodeports); Pods lose their node; objects a controller owns are left to it; owner references point at the restored owners' new UIDs. Existing objects are skipped (--existing skip), server-side applied (update), or deleted and created again (recreate, needs --yes). --dry-run sends every object as a server-side dry run and lists what would change. Exits 3 when some objects failed.`;
+Server-set fields are stripped; status is dropped unless --include-status (which writes it through the status subresource where the resource has one); Services lose their cluster IPs (unless headless) and node ports (unless --preserve-nodeports); Pods lose their node; objects a controller owns are left to it; owner references point at the restored owners' new UIDs. Existing objects are skipped (--existing skip), server-side applied (update), or deleted and created again (recreate, needs --yes). --dry-run sends every object as a server-side dry run and lists what would change. Exits 3 when some objects failed.`;
   static override examples = [
     '<%= config.bin %> resources restore resources-20261122T040000Z-77c1 --include-namespaces shop --dry-run',
     '<%= config.bin %> resources restore resources-20261122T040000Z-77c1 --include-namespaces shop --namespace-mapping shop:shop-restored',
@@ -33,7 +33,7 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
       'namespace-mapping': Flags.string({ multiple: true, delimiter: ',', summary: 'Restore namespace a into b (a:b, repeatable), references included.' }),
       existing: Flags.option({ options: ['skip', 'update', 'recreate'] as const, default: 'skip' as const, summary: 'What to do with objects that exist.' })(),
       'force-conflicts': Flags.boolean({ summary: 'With --existing update: take over fields other managers own.' }),
-      'include-status': Flags.boolean({ summary: 'Keep status fields.' }),
+      'include-status': Flags.boolean({ summary: 'Restore status too (through the status subresource where there is one).' }),
       'preserve-nodeports': Flags.boolean({ summary: 'Keep Services\' node ports.' }),
       'include-owned': Flags.boolean({ summary: 'Also restore objects owned by a controller (which would recreate them).' }),
       'dry-run': Flags.boolean({ summary: 'Server-side dry run of every object; change nothing.' }),

@@ -48,7 +48,10 @@ export interface RestoreReport {
 }
 
 const CRD = 'customresourcedefinitions.apiextensions.k8s.io';
+/** Status the API server computes for itself (conditions, accepted names): never written back. */
+const STATUS_NOT_RESTORED = new Set([CRD, 'apiservices.apiregistration.k8s.io']);
 const FIELD_MANAGER = 'lifeboat';
+const APPLY_PATCH = 'application/apply-patch+yaml';
 const transient = (err: unknown) => err instanceof KubeApiError && (err.status === 429 || err.status >= 500);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,11 +61,15 @@ function objectPath(r: ServedResource, groupVersion: string, namespace: string |
   return `${base}${ns}/${r.resource}${name ? `/${encodeURIComponent(name)}` : ''}`;
 }
 
-/** Top-level fields (and metadata labels/annotations) that differ between what would be applied and what is live. */
-export function changedFields(desired: KubeObject, live: KubeObject): string[] {
+/**
+ * Top-level fields (and metadata labels/annotations) that differ between what would be applied and
+ * what is live; status only when it would be written (withStatus).
+ */
+export function changedFields(desired: KubeObject, live: KubeObject, withStatus = false): string[] {
   const out: string[] = [];
   const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-  for (const k of new Set([...Object.keys(desired)].filter((k) => !['apiVersion', 'kind', 'metadata', 'status'].includes(k)))) {
+  const ignored = ['apiVersion', 'kind', 'metadata', ...(withStatus ? [] : ['status'])];
+  for (const k of new Set([...Object.keys(desired)].filter((k) => !ignored.includes(k)))) {
     if (!same(desired[k], live[k])) out.push(k);
   }
   for (const k of ['labels', 'annotations'] as const) {
@@ -76,9 +83,11 @@ export function changedFields(desired: KubeObject, live: KubeObject): string[] {
 /**
  * Applies a read archive to a cluster, tier by tier (restoreTiers), with bounded concurrency
  * within a tier: transforms each object, relinks owner references to the owners restored before
- * it, creates it (or skips/updates/recreates it when it exists), waits for CRDs to be
- * Established before their custom resources, and reports every object's outcome. With dryRun,
- * every request is a server-side dry run and existing objects are compared with the live ones.
+ * it, creates it (or skips/updates/recreates it when it exists), writes its status through the
+ * status subresource when asked to (the API server ignores status on create and update there),
+ * waits for CRDs to be Established before their custom resources, and reports every object's
+ * outcome. With dryRun, every request is a server-side dry run and existing objects are compared
+ * with the live ones.
  */
 export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Promise<RestoreReport> {
   const { client } = opts;
@@ -116,11 +125,28 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       pRetry(() => client.request<T>(path, { ...params, signal: opts.signal }), { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error) });
     const collection = objectPath(r, gv, object.metadata.namespace);
     const item = objectPath(r, gv, object.metadata.namespace, object.metadata.name);
+    // With a status subresource, create and update ignore status: it is written separately.
+    const separateStatus = opts.transform.includeStatus && object.status !== undefined && r.subresources.includes('status') && !STATUS_NOT_RESTORED.has(resource);
+    const writeStatus = async (action: 'created' | 'updated' | 'recreated', force: boolean): Promise<void> => {
+      if (separateStatus) {
+        const { name, namespace } = object.metadata;
+        try {
+          await call(`${item}/status`, {
+            method: 'PATCH',
+            body: { apiVersion: object.apiVersion, kind: object.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status: object.status },
+            contentType: APPLY_PATCH,
+            query: { fieldManager: FIELD_MANAGER, ...(force ? { force: true } : {}) },
+          });
+        } catch (err) {
+          const why = err instanceof KubeApiError ? `${err.status} ${err.reason}: ${err.message}${err.status === 409 ? ' (--force-conflicts takes the fields over)' : ''}` : (err as Error).message;
+          throw new Error(`${action}, but its status could not be written: ${why}`, { cause: err });
+        }
+      }
+      record({ ...target, action, ...(note ? { reason: note } : {}) });
+    };
+    let created: KubeObject | undefined;
     try {
-      const created = await call<KubeObject>(collection, { method: 'POST', body: object, query: dry });
-      if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
-      if (opts.dryRun && kind(object) === 'Namespace') dryRunNamespaces.add(object.metadata.name);
-      return void record({ ...target, action: opts.dryRun ? 'would-create' : 'created', ...(note ? { reason: note } : {}) });
+      created = await call<KubeObject>(collection, { method: 'POST', body: object, query: dry });
     } catch (err) {
       // A dry run does not create namespaces: objects in one it would create cannot be checked.
       if (opts.dryRun && err instanceof KubeApiError && err.status === 404 && object.metadata.namespace && dryRunNamespaces.has(object.metadata.namespace)) {
@@ -128,12 +154,19 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       }
       if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
     }
+    if (created) {
+      if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
+      if (opts.dryRun && kind(object) === 'Namespace') dryRunNamespaces.add(object.metadata.name);
+      if (opts.dryRun) return void record({ ...target, action: 'would-create', ...(note ? { reason: note } : {}) });
+      // Nobody else has written this new object's status: take over any field a controller raced us to.
+      return writeStatus('created', true);
+    }
     // It exists.
     const live = await call<KubeObject>(item, { method: 'GET' });
     if (oldUid && live.metadata.uid) newUids.set(oldUid, live.metadata.uid);
     if (opts.existing === 'skip') return void record({ ...target, action: 'skipped', reason: 'exists (--existing skip)' });
     if (opts.dryRun) {
-      const changes = changedFields(object, live);
+      const changes = changedFields(object, live, separateStatus);
       return void record({ ...target, action: changes.length ? 'would-update' : 'unchanged', ...(changes.length ? { changes } : {}) });
     }
     if (opts.existing === 'update') {
@@ -142,7 +175,7 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         applied = await call<KubeObject>(item, {
           method: 'PATCH',
           body: object,
-          contentType: 'application/apply-patch+yaml',
+          contentType: APPLY_PATCH,
           query: { fieldManager: FIELD_MANAGER, ...(opts.forceConflicts ? { force: true } : {}) },
         });
       } catch (err) {
@@ -150,7 +183,7 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         throw err;
       }
       if (oldUid && applied.metadata.uid) newUids.set(oldUid, applied.metadata.uid);
-      return void record({ ...target, action: 'updated' });
+      return writeStatus('updated', opts.forceConflicts);
     }
     // recreate: delete, wait until it is gone, create.
     await call(item, { method: 'DELETE', body: { propagationPolicy: 'Background' } });
@@ -166,9 +199,9 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       if (Date.now() > deadline) throw new Error(`still being deleted after ${(opts.deleteTimeoutMs ?? 120_000) / 1000}s (finalizers?)`);
       await sleep(250);
     }
-    const created = await call<KubeObject>(collection, { method: 'POST', body: object });
-    if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
-    record({ ...target, action: 'recreated' });
+    const again = await call<KubeObject>(collection, { method: 'POST', body: object });
+    if (oldUid && again.metadata.uid) newUids.set(oldUid, again.metadata.uid);
+    await writeStatus('recreated', true);
   };
 
   const waitEstablished = async (name: string): Promise<void> => {
