@@ -266,3 +266,41 @@ describe('archive paths', () => {
     expect(changedFields({ ...desired, status: { phase: 'Ready' } }, withStatus, true)).toEqual([]);
   });
 });
+
+describe('archive reader', () => {
+  const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: demo\n`;
+  const read = async (bytes: Buffer) => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readArchive } = await import('../../src/snapshot/resources/reader.js');
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-reader-'));
+    try {
+      await writeFile(join(dir, 'resources.tar'), bytes);
+      const archive = await readArchive(join(dir, 'resources.tar'), { tmpDir: dir });
+      await archive.cleanup();
+      return archive.resources.map((r) => [r.resource, r.count]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('reads a whole archive, and refuses one cut inside an entry, cut before index.json, or whose index.json differs', async () => {
+    const { dumpTar, tarEntryOffsets } = await import('../helpers/archive.js');
+    const tar = await dumpTar([
+      ['core/configmaps/demo/a.yaml', cm('a')],
+      ['core/configmaps/demo/b.yaml', cm('b')],
+    ]);
+    expect(await read(tar)).toEqual([['configmaps', 2]]);
+    const at = tarEntryOffsets(tar);
+    await expect(read(tar.subarray(0, at.get('core/configmaps/demo/b.yaml')! + 600))).rejects.toThrow(/not a valid tar .*truncated or corrupt; nothing was applied/);
+    await expect(read(tar.subarray(0, at.get('index.json')!))).rejects.toThrow(/no index\.json: it is truncated/);
+    // Cut after index.json, before the end-of-archive blocks: nothing is missing.
+    expect(await read(tar.subarray(0, tar.length - 1024))).toEqual([['configmaps', 2]]);
+    const lying = Buffer.from(tar.toString('latin1').replace('"objects":2', '"objects":3'), 'latin1');
+    await expect(read(lying)).rejects.toMatchObject({ exitCode: 5, message: expect.stringContaining('configmaps: index.json says 3, archive has 2') });
+    const unlisted = await dumpTar([['core/configmaps/demo/a.yaml', cm('a')]]);
+    const extra = Buffer.from(unlisted.toString('latin1').replace('"resource":"configmaps"', '"resource":"secrets"   '), 'latin1');
+    await expect(read(extra)).rejects.toThrow(/secrets: index.json says 1, archive has 0; configmaps: not in index.json, archive has 1/);
+  });
+});

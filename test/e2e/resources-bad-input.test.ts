@@ -1,0 +1,91 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify as toYaml } from 'yaml';
+import type { DumpResult } from '../../src/snapshot/resources/dump.js';
+import { Catalogue } from '../../src/store/catalogue.js';
+import { FileStore } from '../../src/store/file-store.js';
+import { dumpTar, storeDumpTar, tarEntryOffsets } from '../helpers/archive.js';
+import { runCli } from '../helpers/cli.js';
+import { e2eEnv, waitFor, type E2eEnv } from './helpers.js';
+
+describe('resources dump and restore with bad input against a real API server', () => {
+  let env: E2eEnv;
+  let ns: string;
+  let dir: string;
+  let store: string;
+  let kubeconfig: string;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cli = (args: string[], config = kubeconfig) => runCli([...args, '--kubeconfig', config, '--store', store], { timeoutMs: 170_000 });
+  const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data: { name } });
+  const cmPath = (name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`;
+
+  beforeAll(async () => {
+    env = await e2eEnv('badin');
+    ns = env.namespace;
+    kubeconfig = inject('kube').kubeconfig;
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-badin-'));
+    store = join(dir, 'store');
+  });
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await env?.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a stored dump with flipped or truncated bytes, or a tar cut short with consistent hashes: restore and verify exit 5 and nothing is applied', async () => {
+    const k = env.kube;
+    for (const name of ['keep-1', 'keep-2']) await k.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(name));
+    const dump = async () => {
+      const r = await cli(['resources', 'dump', '--include-namespaces', ns, '--include-resources', 'configmaps', '-o', 'json']);
+      expect(r.code, r.stderr).toBe(0);
+      const { manifest } = JSON.parse(r.stdout) as DumpResult;
+      return { id: manifest.id, file: join(store, 'resources', manifest.id, manifest.objects[0]!.name) };
+    };
+    const [good, flipped, truncated] = [await dump(), await dump(), await dump()];
+    for (const name of ['keep-1', 'keep-2']) await k.delete(cmPath(name));
+    await waitFor('config maps deleted', async () => (await k.getOrUndefined(cmPath('keep-1'))) === undefined && (await k.getOrUndefined(cmPath('keep-2'))) === undefined);
+
+    // Written straight into the directory store; the manifests stay as they were.
+    const bytes = await readFile(flipped.file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await writeFile(flipped.file, bytes);
+    const whole = await readFile(truncated.file);
+    await writeFile(truncated.file, whole.subarray(0, Math.floor(whole.length / 2)));
+
+    // Tars cut short whose stored and payload hashes are those of the cut bytes.
+    const cat = new Catalogue(new FileStore(store));
+    const tar = await dumpTar([
+      [`core/configmaps/${ns}/keep-1.yaml`, toYaml(configMap('keep-1'))],
+      [`core/configmaps/${ns}/keep-2.yaml`, toYaml(configMap('keep-2'))],
+    ]);
+    const offsets = tarEntryOffsets(tar);
+    const midEntry = await storeDumpTar(cat, tar.subarray(0, offsets.get(`core/configmaps/${ns}/keep-2.yaml`)! + 512 + 20));
+    const beforeIndex = await storeDumpTar(cat, tar.subarray(0, offsets.get('index.json')!));
+
+    const cases: [string, string, RegExp][] = [
+      ['flipped', flipped.id, new RegExp(`Backup ${flipped.id}(: the stored object does not match its manifest| cannot be decompressed \\(zstd\\))`)],
+      ['truncated', truncated.id, new RegExp(`Backup ${truncated.id}(: the stored object does not match its manifest| cannot be decompressed \\(zstd\\))`)],
+      ['cut inside an entry', midEntry, /The archive is not a valid tar \(.*\): truncated or corrupt; nothing was applied\./],
+      ['cut before index.json', beforeIndex, /The archive has no index\.json: it is truncated or not a lifeboat resource dump; nothing was applied\./],
+    ];
+    for (const [what, id, message] of cases) {
+      const restore = await cli(['resources', 'restore', id]);
+      expect(restore.code, `${what}: ${restore.stderr}`).toBe(5);
+      expect(restore.stderr, what).toMatch(message);
+      expect(restore.stdout, what).toBe('');
+      const verify = await runCli(['backups', 'verify', id, '--store', store]);
+      expect(verify.code, `${what}: ${verify.stderr}`).toBe(5);
+      expect(verify.stderr, what).toMatch(what === 'truncated' || what === 'flipped' ? new RegExp(`Backup ${id} failed verification: resources\\.tar\\.zst \\((sha256 mismatch|size \\d+, expected \\d+)\\)`) : message);
+      expect(await k.getOrUndefined(cmPath('keep-1')), what).toBeUndefined();
+      expect(await k.getOrUndefined(cmPath('keep-2')), what).toBeUndefined();
+    }
+
+    // The intact dump of the same objects restores them: the checks above would have seen them.
+    const ok = await cli(['resources', 'restore', good.id, '-o', 'json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await k.get(cmPath('keep-1'))).data).toEqual({ name: 'keep-1' });
+  });
+});
