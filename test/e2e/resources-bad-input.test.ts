@@ -1,14 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
+import type { RestoreReport } from '../../src/snapshot/resources/apply.js';
 import type { DumpResult } from '../../src/snapshot/resources/dump.js';
 import { Catalogue } from '../../src/store/catalogue.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { dumpTar, storeDumpTar, tarEntryOffsets } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';
-import { e2eEnv, waitFor, type E2eEnv } from './helpers.js';
+import { condition, crd, createCrd, e2eEnv, waitFor, type Condition, type E2eEnv, type KubeObject } from './helpers.js';
 
 describe('resources dump and restore with bad input against a real API server', () => {
   let env: E2eEnv;
@@ -33,6 +35,44 @@ describe('resources dump and restore with bad input against a real API server', 
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     await env?.cleanup();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a CRD that is never Established: its custom resources fail after --crd-timeout, naming the CRD and its conditions (exit 3)', async () => {
+    const k = env.kube;
+    const group = `e2e${randomBytes(3).toString('hex')}.example.com`;
+    // The target already serves kind Sprocket in this group: a second CRD with that kind has its names refused.
+    await createCrd(k, { group, kind: 'Sprocket' });
+    cleanups.push(() => k.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/sprockets.${group}`));
+    const rival = crd({ group, kind: 'Sprocket', plural: 'sprocketz', singular: 'sprocketz' });
+    const rivalName = `sprocketz.${group}`;
+    cleanups.push(() => k.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${rivalName}`));
+    const id = await storeDumpTar(
+      new Catalogue(new FileStore(store)),
+      await dumpTar([
+        [`apiextensions.k8s.io/customresourcedefinitions/_cluster/${rivalName}.yaml`, toYaml(rival)],
+        [`${group}/sprocketz/${ns}/s1.yaml`, toYaml({ apiVersion: `${group}/v1`, kind: 'Sprocket', metadata: { name: 's1', namespace: ns }, spec: { teeth: 9 } })],
+        [`core/configmaps/${ns}/bystander.yaml`, toYaml(configMap('bystander'))],
+      ]),
+    );
+    const t0 = Date.now();
+    const r = await cli(['resources', 'restore', id, '--crd-timeout', '5s', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(5000);
+    // The reason the report gives is the API server's.
+    const live = await k.get<KubeObject & { status?: { conditions?: Condition[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${rivalName}`);
+    const names = condition(live, 'NamesAccepted');
+    expect(names?.status).toBe('False');
+    const cause = `NamesAccepted=False (${names!.reason}: ${names!.message})`;
+    const report = JSON.parse(r.stdout) as RestoreReport;
+    const timeout = `CustomResourceDefinition ${rivalName} did not become Established within 5s: ${cause}`;
+    expect(report.objects.find((o) => o.name === rivalName)).toMatchObject({ action: 'failed', reason: expect.stringContaining(`created, but ${timeout}`) });
+    expect(report.objects.find((o) => o.name === 's1')).toMatchObject({ resource: `sprocketz.${group}`, action: 'failed', reason: expect.stringContaining(timeout) });
+    expect(report.objects.find((o) => o.name === 'bystander')).toMatchObject({ action: 'created' });
+    expect(report.counts).toEqual({ created: 1, failed: 2 });
+    expect(report.warnings).toEqual([expect.stringContaining(timeout)]);
+    // (stderr is not a TTY: the warning is a JSON log line.)
+    expect(r.stderr).toContain(`CustomResourceDefinition ${rivalName} did not become Established within 5s: NamesAccepted=False (${names!.reason}`);
+    expect((await k.request('GET', `/apis/${group}/v1/namespaces/${ns}/sprocketz/s1`)).status).toBe(404);
   });
 
   it('a stored dump with flipped or truncated bytes, or a tar cut short with consistent hashes: restore and verify exit 5 and nothing is applied', async () => {

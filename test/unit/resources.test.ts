@@ -304,3 +304,18 @@ describe('archive reader', () => {
     await expect(read(extra)).rejects.toThrow(/secrets: index.json says 1, archive has 0; configmaps: not in index.json, archive has 1/);
   });
 });
+
+describe('CRD conditions', () => {
+  it('name what keeps a CRD from being Established, cause first', async () => {
+    const { blockingConditions } = await import('../../src/snapshot/resources/apply.js');
+    expect(
+      blockingConditions([
+        { type: 'Established', status: 'False', reason: 'NotAccepted', message: 'not all names are accepted' },
+        { type: 'NamesAccepted', status: 'False', reason: 'KindConflict', message: '"Widget" is already in use' },
+        { type: 'NonStructuralSchema', status: 'False' },
+      ]),
+    ).toBe('NamesAccepted=False (KindConflict: "Widget" is already in use), Established=False (NotAccepted: not all names are accepted)');
+    expect(blockingConditions([{ type: 'Terminating', status: 'True', reason: 'InstanceDeletionInProgress' }, { type: 'Established', status: 'True' }])).toBe('Terminating=True (InstanceDeletionInProgress)');
+    expect(blockingConditions([])).toBe('the API server reports no conditions for it yet');
+  });
+});

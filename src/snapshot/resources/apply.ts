@@ -54,6 +54,28 @@ const FIELD_MANAGER = 'lifeboat';
 const APPLY_PATCH = 'application/apply-patch+yaml';
 const transient = (err: unknown) => err instanceof KubeApiError && (err.status === 429 || err.status >= 500);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const DEFAULT_CRD_TIMEOUT_MS = 60_000;
+
+interface CrdCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+const formatSeconds = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+
+/** "widgets.example.com" -> the served-resource key "example.com/widgets". */
+const crdServedKey = (crdName: string) => `${crdName.slice(crdName.indexOf('.') + 1)}/${crdName.slice(0, crdName.indexOf('.'))}`;
+
+/** The conditions that keep a CRD from being Established, as "NamesAccepted=False (KindConflict: ...)". */
+export function blockingConditions(conditions: CrdCondition[]): string {
+  const bad = conditions.filter((c) => (['Established', 'NamesAccepted'].includes(c.type) ? c.status !== 'True' : ['Terminating', 'NonStructuralSchema'].includes(c.type) && c.status === 'True'));
+  // The cause first: Established=False usually only echoes it.
+  bad.sort((a, b) => Number(a.type === 'Established') - Number(b.type === 'Established'));
+  if (bad.length === 0) return 'the API server reports no conditions for it yet';
+  return bad.map((c) => `${c.type}=${c.status}${c.reason || c.message ? ` (${[c.reason, c.message].filter(Boolean).join(': ')})` : ''}`).join(', ');
+}
 
 function objectPath(r: ServedResource, groupVersion: string, namespace: string | undefined, name?: string): string {
   const base = groupVersion === 'v1' ? '/api/v1' : `/apis/${groupVersion}`;
@@ -204,15 +226,19 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
     await writeStatus('recreated', true);
   };
 
-  const waitEstablished = async (name: string): Promise<void> => {
-    const deadline = Date.now() + (opts.crdTimeoutMs ?? 60_000);
+  const crdTimeoutMs = opts.crdTimeoutMs ?? DEFAULT_CRD_TIMEOUT_MS;
+  /** Waits until the CRD is Established; on timeout, the error names the conditions that hold it back. */
+  const waitEstablished = async (name: string, deadline: number): Promise<void> => {
     for (;;) {
-      const crd = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`, { signal: opts.signal });
-      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-      if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} did not become Established within ${(opts.crdTimeoutMs ?? 60_000) / 1000}s`);
+      const crd = await client.request<{ status?: { conditions?: CrdCondition[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`, { signal: opts.signal });
+      const conditions = crd.status?.conditions ?? [];
+      if (conditions.some((c) => c.type === 'Established' && c.status === 'True')) return;
+      if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} did not become Established within ${formatSeconds(crdTimeoutMs)}: ${blockingConditions(conditions)}`);
       await sleep(250);
     }
   };
+  /** CRD name -> why it is not Established; its custom resources fail with that reason. */
+  const crdFailures = new Map<string, string>();
 
   const dryRunNamespaces = new Set<string>();
   const kind = (o: KubeObject) => (o.apiVersion === 'v1' ? o.kind : '');
@@ -228,7 +254,9 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         const ns = obj.metadata.namespace;
         const base = { resource: grName(spooled), ...(ns ? { namespace: ns } : {}), name: obj.metadata.name };
         if (!r) {
+          const crdFailed = crdFailures.get(grName(spooled));
           if (opts.dryRun && crdsInArchive.has(grName(spooled))) record({ ...base, action: 'would-create', reason: 'after its CustomResourceDefinition is created (not checked by the dry run)' });
+          else if (crdFailed) record({ ...base, action: 'failed', reason: `not applied: ${crdFailed}` });
           else record({ ...base, action: 'failed', reason: `${grName(spooled)} is not served by the target cluster` });
           continue;
         }
@@ -246,17 +274,30 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
     await Promise.all(jobs);
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (tier.some((s) => grName(s) === CRD) && !opts.dryRun) {
-      for (const o of outcomes.filter((x) => x.resource === CRD && (x.action === 'created' || x.action === 'updated' || x.action === 'recreated' || x.action === 'skipped') && x.reason !== 'filtered out')) {
-        try {
-          await waitEstablished(o.name);
-        } catch (err) {
-          warnings.push((err as Error).message);
-          o.action = 'failed';
-          o.reason = (err as Error).message;
-        }
+      const inCluster = outcomes.filter((x) => x.resource === CRD && (['created', 'updated', 'recreated'].includes(x.action) || (x.action === 'skipped' && x.reason?.startsWith('exists'))));
+      const deadline = Date.now() + crdTimeoutMs;
+      const established: string[] = [];
+      await Promise.all(
+        inCluster.map(async (o) => {
+          try {
+            await waitEstablished(o.name, deadline);
+            established.push(o.name);
+          } catch (err) {
+            const why = err instanceof KubeApiError ? `CustomResourceDefinition ${o.name}: ${err.status} ${err.reason}: ${err.message}` : (err as Error).message;
+            warnings.push(why);
+            crdFailures.set(o.name, why);
+            o.reason = o.action === 'skipped' ? `exists, but ${why}` : `${o.action}, but ${why}`;
+            o.action = 'failed';
+          }
+        }),
+      );
+      // Custom resources are served only now; discovery can lag a moment behind Established.
+      for (;;) {
+        served = new Map((await discoverResources(client, { signal: opts.signal })).resources.map((r) => [`${r.group}/${r.resource}`, r]));
+        const missing = established.filter((name) => !served.has(crdServedKey(name)));
+        if (missing.length === 0 || Date.now() > deadline) break;
+        await sleep(500);
       }
-      // Custom resources are served only now.
-      served = new Map((await discoverResources(client, { signal: opts.signal })).resources.map((r) => [`${r.group}/${r.resource}`, r]));
     }
   }
   const counts: Partial<Record<Action, number>> = {};
