@@ -1,16 +1,21 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { RestoreReport } from '../../src/snapshot/resources/apply.js';
-import type { DumpResult } from '../../src/snapshot/resources/dump.js';
+import type { DumpIndex, DumpResult } from '../../src/snapshot/resources/dump.js';
 import { Catalogue } from '../../src/store/catalogue.js';
 import { FileStore } from '../../src/store/file-store.js';
+import type { BackupManifest } from '../../src/store/manifest.js';
 import { dumpTar, storeDumpTar, tarEntryOffsets } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';
 import { condition, crd, createCrd, e2eEnv, waitFor, type Condition, type E2eEnv, type KubeObject } from './helpers.js';
+
+const run = promisify(execFile);
 
 describe('resources dump and restore with bad input against a real API server', () => {
   let env: E2eEnv;
@@ -35,6 +40,84 @@ describe('resources dump and restore with bad input against a real API server', 
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     await env?.cleanup();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('RBAC forbids listing secrets: the dump exits 3, says PARTIAL, names secrets in index.json and keeps what it could read', async () => {
+    const k = env.kube;
+    await k.create(`/api/v1/namespaces/${ns}/configmaps`, configMap('visible'));
+    await k.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hidden' }, stringData: { password: 'hunter2' } });
+    await k.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'dumper' } });
+    // May list config maps and namespaces, not secrets (discovery is open to every authenticated user).
+    const role = `lifeboat-e2e-dumper-${ns}`;
+    await k.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: role },
+      rules: [{ apiGroups: [''], resources: ['configmaps', 'namespaces'], verbs: ['get', 'list'] }],
+    });
+    cleanups.push(() => k.delete(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${role}`));
+    await k.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: role },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ kind: 'ServiceAccount', name: 'dumper', namespace: ns }],
+    });
+    cleanups.push(() => k.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`));
+    const user = `system:serviceaccount:${ns}:dumper`;
+    const allowed = async (resource: string) => {
+      const review = await k.create<{ status: { allowed: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], resourceAttributes: { resource, verb: 'list' } },
+      });
+      return review.status.allowed;
+    };
+    await waitFor(`${user} may list configmaps`, () => allowed('configmaps'), { timeoutMs: 30_000 });
+    expect(await allowed('secrets')).toBe(false);
+
+    // A kubeconfig with a bound service-account token and the rig's CA.
+    const token = await k.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/dumper/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    });
+    const admin = parseYaml(await readFile(kubeconfig, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[] };
+    const saConfig = join(dir, 'dumper.kubeconfig');
+    await writeFile(
+      saConfig,
+      toYaml({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'rig', cluster: admin.clusters[0]!.cluster }],
+        users: [{ name: 'dumper', user: { token: token.status.token } }],
+        contexts: [{ name: 'dumper', context: { cluster: 'rig', user: 'dumper' } }],
+        'current-context': 'dumper',
+      }),
+      { mode: 0o600 },
+    );
+
+    const r = await cli(['resources', 'dump', '--include-namespaces', ns, '--include-resources', 'configmaps,secrets,namespaces'], saConfig);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stdout).toMatch(/PARTIAL: could not list secrets\b/);
+    expect(r.stderr).toMatch(/could not list secrets: 403 Forbidden/);
+    const id = /Dump (resources-\S+):/.exec(r.stdout)?.[1];
+    expect(id, r.stdout).toBeDefined();
+
+    // The archive as stored: index.json names the forbidden resource, the readable objects are there.
+    const backupDir = join(store, 'resources', id!);
+    const manifest = JSON.parse(await readFile(join(backupDir, 'manifest.json'), 'utf8')) as BackupManifest;
+    const extracted = join(dir, 'rbac-extracted');
+    await mkdir(extracted);
+    await run('bash', ['-c', 'zstd -d -q -c "$1" | tar -x -C "$2"', 'x', join(backupDir, manifest.objects[0]!.name), extracted]);
+    const index = JSON.parse(await readFile(join(extracted, 'index.json'), 'utf8')) as DumpIndex;
+    expect(index.failed).toEqual([{ resource: 'secrets', reason: expect.stringMatching(/^403 Forbidden: .*secrets/) }]);
+    expect(index.warnings).toEqual([expect.stringMatching(/^could not list secrets: 403 Forbidden/)]);
+    expect(manifest.warnings).toEqual(index.warnings);
+    expect(Object.fromEntries(index.resources.map((c) => [c.resource, c.objects]))).toEqual({ configmaps: 2 /* + kube-root-ca.crt */, namespaces: 1 });
+    expect((await readdir(join(extracted, 'core', 'configmaps', ns))).sort()).toEqual(['kube-root-ca.crt.yaml', 'visible.yaml']);
+    expect(await readdir(join(extracted, 'core'))).not.toContain('secrets');
+    expect(await readFile(join(extracted, 'core', 'namespaces', '_cluster', `${ns}.yaml`), 'utf8')).toContain(`name: ${ns}`);
   });
 
   it('a CRD that is never Established: its custom resources fail after --crd-timeout, naming the CRD and its conditions (exit 3)', async () => {
