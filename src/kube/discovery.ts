@@ -8,6 +8,8 @@ export interface ServedResource extends GroupResource {
   /** "v1", "apps/v1", "example.com/v1alpha1". */
   groupVersion: string;
   verbs: string[];
+  /** Subresources served with it, e.g. ["status", "scale"]. */
+  subresources: string[];
 }
 
 interface APIResourceList {
@@ -20,8 +22,9 @@ interface APIGroupList {
 
 /**
  * Every group/version/resource the API server serves, at each group's preferred version, CRDs and
- * available aggregated APIs included; only resources with list and get, no subresources. An
- * aggregated API that does not answer is reported, not fatal.
+ * available aggregated APIs included; only resources with list and get, each with the names of its
+ * subresources (not listed as resources themselves). An aggregated API that does not answer is
+ * reported, not fatal.
  */
 export async function discoverResources(client: KubeClient, opts: { signal?: AbortSignal } = {}): Promise<{ resources: ServedResource[]; warnings: string[] }> {
   const warnings: string[] = [];
@@ -53,9 +56,23 @@ export async function discoverResources(client: KubeClient, opts: { signal?: Abo
   for (const list of lists) {
     if (!list) continue;
     const [group, version] = list.groupVersion.includes('/') ? list.groupVersion.split('/') : ['', list.groupVersion];
+    const subresources = new Map<string, string[]>();
+    for (const r of list.resources) {
+      const [parent, sub] = r.name.split('/');
+      if (sub) subresources.set(parent!, [...(subresources.get(parent!) ?? []), sub]);
+    }
     for (const r of list.resources) {
       if (r.name.includes('/') || !r.verbs.includes('list') || !r.verbs.includes('get')) continue;
-      resources.push({ group: group!, version: version!, groupVersion: list.groupVersion, resource: r.name, kind: r.kind, namespaced: r.namespaced, verbs: r.verbs });
+      resources.push({
+        group: group!,
+        version: version!,
+        groupVersion: list.groupVersion,
+        resource: r.name,
+        kind: r.kind,
+        namespaced: r.namespaced,
+        verbs: r.verbs,
+        subresources: subresources.get(r.name) ?? [],
+      });
     }
   }
   resources.sort((a, b) => (a.group + '/' + a.resource).localeCompare(b.group + '/' + b.resource));

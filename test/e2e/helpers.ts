@@ -604,9 +604,13 @@ export interface CrdOptions {
   scope?: 'Namespaced' | 'Cluster';
   /** Served versions; the first is the storage version. Default ['v1']. */
   versions?: string[];
+  /** Serve status as a subresource (status then accepts any object too). */
+  statusSubresource?: boolean;
+  /** Default: lower-case kind. */
+  singular?: string;
 }
 
-/** A CRD whose versions accept any object under spec (x-kubernetes-preserve-unknown-fields). */
+/** A CRD whose versions accept any object under spec (and status) (x-kubernetes-preserve-unknown-fields). */
 export function crd(o: CrdOptions): KubeObject {
   const plural = o.plural ?? `${o.kind.toLowerCase()}s`;
   const versions = o.versions ?? ['v1'];
@@ -617,7 +621,7 @@ export function crd(o: CrdOptions): KubeObject {
     spec: {
       group: o.group,
       scope: o.scope ?? 'Namespaced',
-      names: { kind: o.kind, listKind: `${o.kind}List`, plural, singular: o.kind.toLowerCase() },
+      names: { kind: o.kind, listKind: `${o.kind}List`, plural, singular: o.singular ?? o.kind.toLowerCase() },
       versions: versions.map((name, i) => ({
         name,
         served: true,
@@ -625,9 +629,13 @@ export function crd(o: CrdOptions): KubeObject {
         schema: {
           openAPIV3Schema: {
             type: 'object',
-            properties: { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            properties: {
+              spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              ...(o.statusSubresource ? { status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } : {}),
+            },
           },
         },
+        ...(o.statusSubresource ? { subresources: { status: {} } } : {}),
       })),
     },
   };

@@ -3,14 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DumpResult } from '../../src/snapshot/resources/dump.js';
 import type { RestoreReport } from '../../src/snapshot/resources/apply.js';
 import { Catalogue } from '../../src/store/catalogue.js';
 import { FileStore } from '../../src/store/file-store.js';
+import { dumpTar, storeDumpTar } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';
 import { createCrd, deployment, e2eEnv, waitFor, waitPodsRunning, type E2eEnv, type KubeObject } from './helpers.js';
 
@@ -217,18 +216,7 @@ describe('resources dump and restore against a real API server', () => {
 
   it('bad archives: an entry with ".." is refused before anything is applied (exit 5); an unknown resource fails alone (exit 3)', async () => {
     const cat = new Catalogue(new FileStore(store));
-    const archive = async (entries: [string, string][]) => {
-      const tar = tarPack();
-      for (const [name, text] of entries) tar.entry({ name }, text);
-      tar.finalize();
-      const w = cat.begin('resources');
-      const chunks: Buffer[] = [];
-      for await (const c of tar as unknown as AsyncIterable<Buffer>) chunks.push(c);
-      const bytes = Buffer.concat(chunks);
-      const { createHash } = await import('node:crypto');
-      await w.put('resources.tar', Readable.from([bytes]), { describe: () => ({ codec: 'none' as const, payload: { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } }) });
-      return (await w.commit({ source: { cluster: 'test' } })).id;
-    };
+    const archive = async (entries: [string, string][]) => storeDumpTar(cat, await dumpTar(entries));
     const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\ndata:\n  a: b\n`;
     const evil = await archive([[`core/configmaps/${ns}/first.yaml`, cm('first')], [`../../etc/evil.yaml`, cm('evil')]]);
     const r1 = await cli(['resources', 'restore', evil]);

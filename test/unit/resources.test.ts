@@ -258,5 +258,64 @@ describe('archive paths', () => {
     const live: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' }, uid: 'u', resourceVersion: '5' }, data: { a: '1' } };
     expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' } }, data: { a: '1' } }, live)).toEqual([]);
     expect(changedFields({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '2' } }, data: { a: '2' } }, live)).toEqual(['data', 'metadata.labels.x']);
+    // Status counts only when it would be written (--include-status, status subresource).
+    const withStatus = { ...live, status: { phase: 'Ready' } };
+    const desired: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: '1' } }, data: { a: '1' }, status: { phase: 'Pending' } };
+    expect(changedFields(desired, withStatus)).toEqual([]);
+    expect(changedFields(desired, withStatus, true)).toEqual(['status']);
+    expect(changedFields({ ...desired, status: { phase: 'Ready' } }, withStatus, true)).toEqual([]);
+  });
+});
+
+describe('archive reader', () => {
+  const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: demo\n`;
+  const read = async (bytes: Buffer) => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readArchive } = await import('../../src/snapshot/resources/reader.js');
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-reader-'));
+    try {
+      await writeFile(join(dir, 'resources.tar'), bytes);
+      const archive = await readArchive(join(dir, 'resources.tar'), { tmpDir: dir });
+      await archive.cleanup();
+      return archive.resources.map((r) => [r.resource, r.count]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('reads a whole archive, and refuses one cut inside an entry, cut before index.json, or whose index.json differs', async () => {
+    const { dumpTar, tarEntryOffsets } = await import('../helpers/archive.js');
+    const tar = await dumpTar([
+      ['core/configmaps/demo/a.yaml', cm('a')],
+      ['core/configmaps/demo/b.yaml', cm('b')],
+    ]);
+    expect(await read(tar)).toEqual([['configmaps', 2]]);
+    const at = tarEntryOffsets(tar);
+    await expect(read(tar.subarray(0, at.get('core/configmaps/demo/b.yaml')! + 600))).rejects.toThrow(/not a valid tar .*truncated or corrupt; nothing was applied/);
+    await expect(read(tar.subarray(0, at.get('index.json')!))).rejects.toThrow(/no index\.json: it is truncated/);
+    // Cut after index.json, before the end-of-archive blocks: nothing is missing.
+    expect(await read(tar.subarray(0, tar.length - 1024))).toEqual([['configmaps', 2]]);
+    const lying = Buffer.from(tar.toString('latin1').replace('"objects":2', '"objects":3'), 'latin1');
+    await expect(read(lying)).rejects.toMatchObject({ exitCode: 5, message: expect.stringContaining('configmaps: index.json says 3, archive has 2') });
+    const unlisted = await dumpTar([['core/configmaps/demo/a.yaml', cm('a')]]);
+    const extra = Buffer.from(unlisted.toString('latin1').replace('"resource":"configmaps"', '"resource":"secrets"   '), 'latin1');
+    await expect(read(extra)).rejects.toThrow(/secrets: index.json says 1, archive has 0; configmaps: not in index.json, archive has 1/);
+  });
+});
+
+describe('CRD conditions', () => {
+  it('name what keeps a CRD from being Established, cause first', async () => {
+    const { blockingConditions } = await import('../../src/snapshot/resources/apply.js');
+    expect(
+      blockingConditions([
+        { type: 'Established', status: 'False', reason: 'NotAccepted', message: 'not all names are accepted' },
+        { type: 'NamesAccepted', status: 'False', reason: 'KindConflict', message: '"Widget" is already in use' },
+        { type: 'NonStructuralSchema', status: 'False' },
+      ]),
+    ).toBe('NamesAccepted=False (KindConflict: "Widget" is already in use), Established=False (NotAccepted: not all names are accepted)');
+    expect(blockingConditions([{ type: 'Terminating', status: 'True', reason: 'InstanceDeletionInProgress' }, { type: 'Established', status: 'True' }])).toBe('Terminating=True (InstanceDeletionInProgress)');
+    expect(blockingConditions([])).toBe('the API server reports no conditions for it yet');
   });
 });

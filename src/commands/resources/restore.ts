@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { confirm } from '../../cli/confirm.js';
+import { parseDuration } from '../../cli/duration.js';
 import { withEnv } from '../../cli/env.js';
 import { ExitCode, LifeboatError, UsageError } from '../../cli/errors.js';
 import { filterFromFlags, resourceFilterFlags } from '../../cli/filter-flags.js';
@@ -15,9 +16,9 @@ import { parseNamespaceMapping } from '../../snapshot/resources/transform.js';
 
 export default class ResourcesRestore extends BaseCommand<typeof ResourcesRestore> {
   static override summary = 'Restore a resource dump into a cluster, in dependency order.';
-  static override description = `The archive is downloaded, decrypted, decompressed and checked (both sha256s), then read once and every entry checked before anything is applied. Objects are applied tier by tier: CRDs (waited on until Established), namespaces, storage, service accounts, secrets, config maps, RBAC, workloads top-down, services, ingresses, the rest, and API services and webhooks last.
+  static override description = `The archive is downloaded, decrypted, decompressed and checked (both sha256s), then read once and every entry checked before anything is applied: a truncated or altered archive (a hash that differs, a tar cut short, objects that differ from index.json) exits 5 and changes nothing. Objects are applied tier by tier: CRDs (waited on until Established, up to --crd-timeout; the custom resources of one that is not fail with its conditions), namespaces, storage, service accounts, secrets, config maps, RBAC, workloads top-down, services, ingresses, the rest, and API services and webhooks last.
 
-Server-set fields are stripped; status is dropped unless --include-status; Services lose their cluster IPs (unless headless) and node ports (unless --preserve-nodeports); Pods lose their node; objects a controller owns are left to it; owner references point at the restored owners' new UIDs. Existing objects are skipped (--existing skip), server-side applied (update), or deleted and created again (recreate, needs --yes). --dry-run sends every object as a server-side dry run and lists what would change. Exits 3 when some objects failed.`;
+Server-set fields are stripped; status is dropped unless --include-status (which writes it through the status subresource where the resource has one); Services lose their cluster IPs (unless headless) and node ports (unless --preserve-nodeports); Pods lose their node; objects a controller owns are left to it; owner references point at the restored owners' new UIDs. Existing objects are skipped (--existing skip), server-side applied (update), or deleted and created again (recreate, needs --yes). --dry-run sends every object as a server-side dry run and lists what would change. Exits 3 when some objects failed.`;
   static override examples = [
     '<%= config.bin %> resources restore resources-20261122T040000Z-77c1 --include-namespaces shop --dry-run',
     '<%= config.bin %> resources restore resources-20261122T040000Z-77c1 --include-namespaces shop --namespace-mapping shop:shop-restored',
@@ -33,11 +34,12 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
       'namespace-mapping': Flags.string({ multiple: true, delimiter: ',', summary: 'Restore namespace a into b (a:b, repeatable), references included.' }),
       existing: Flags.option({ options: ['skip', 'update', 'recreate'] as const, default: 'skip' as const, summary: 'What to do with objects that exist.' })(),
       'force-conflicts': Flags.boolean({ summary: 'With --existing update: take over fields other managers own.' }),
-      'include-status': Flags.boolean({ summary: 'Keep status fields.' }),
+      'include-status': Flags.boolean({ summary: 'Restore status too (through the status subresource where there is one).' }),
       'preserve-nodeports': Flags.boolean({ summary: 'Keep Services\' node ports.' }),
       'include-owned': Flags.boolean({ summary: 'Also restore objects owned by a controller (which would recreate them).' }),
       'dry-run': Flags.boolean({ summary: 'Server-side dry run of every object; change nothing.' }),
       concurrency: Flags.integer({ min: 1, max: 64, default: 8, summary: 'Objects applied at once within a tier.' }),
+      'crd-timeout': Flags.string({ default: '60s', summary: 'How long to wait for restored CRDs to become Established before their custom resources fail.' }),
       yes: Flags.boolean({ char: 'y', summary: 'Confirm --existing recreate without asking.' }),
     }),
   };
@@ -51,6 +53,7 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
     });
     const filter = filterFromFlags(f);
     const namespaceMapping = parseNamespaceMapping(f['namespace-mapping'] ?? []);
+    const crdTimeoutMs = parseDuration(f['crd-timeout'], '--crd-timeout');
     if (f.existing === 'recreate' && !f['dry-run'] && !(await confirm('Delete and recreate objects that exist in the cluster?', { yes: f.yes, what: 'recreate existing objects' }))) {
       throw new LifeboatError('Nothing restored.');
     }
@@ -74,6 +77,7 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
           forceConflicts: f['force-conflicts'],
           dryRun: f['dry-run'],
           concurrency: f.concurrency,
+          crdTimeoutMs,
           signal: this.signal,
         });
         for (const w of report.warnings) this.logger.warn(w);
@@ -81,7 +85,7 @@ Server-set fields are stripped; status is dropped unless --include-status; Servi
         const failed = report.counts.failed ?? 0;
         if (failed > 0) {
           const attempted = report.objects.filter((o) => o.action !== 'skipped').length;
-          if (failed === attempted) throw new LifeboatError(`Restore failed: none of ${failed} object(s) could be applied: ${report.objects.find((o) => o.action === 'failed')?.reason ?? ''}`);
+          if (failed === attempted) throw new LifeboatError(`Restore failed: none of ${failed} object(s) could be restored: ${report.objects.find((o) => o.action === 'failed')?.reason ?? ''}`);
           process.exitCode = ExitCode.Partial;
         }
         return report;

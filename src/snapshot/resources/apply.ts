@@ -48,9 +48,34 @@ export interface RestoreReport {
 }
 
 const CRD = 'customresourcedefinitions.apiextensions.k8s.io';
+/** Status the API server computes for itself (conditions, accepted names): never written back. */
+const STATUS_NOT_RESTORED = new Set([CRD, 'apiservices.apiregistration.k8s.io']);
 const FIELD_MANAGER = 'lifeboat';
+const APPLY_PATCH = 'application/apply-patch+yaml';
 const transient = (err: unknown) => err instanceof KubeApiError && (err.status === 429 || err.status >= 500);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const DEFAULT_CRD_TIMEOUT_MS = 60_000;
+
+interface CrdCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+const formatSeconds = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+
+/** "widgets.example.com" -> the served-resource key "example.com/widgets". */
+const crdServedKey = (crdName: string) => `${crdName.slice(crdName.indexOf('.') + 1)}/${crdName.slice(0, crdName.indexOf('.'))}`;
+
+/** The conditions that keep a CRD from being Established, as "NamesAccepted=False (KindConflict: ...)". */
+export function blockingConditions(conditions: CrdCondition[]): string {
+  const bad = conditions.filter((c) => (['Established', 'NamesAccepted'].includes(c.type) ? c.status !== 'True' : ['Terminating', 'NonStructuralSchema'].includes(c.type) && c.status === 'True'));
+  // The cause first: Established=False usually only echoes it.
+  bad.sort((a, b) => Number(a.type === 'Established') - Number(b.type === 'Established'));
+  if (bad.length === 0) return 'the API server reports no conditions for it yet';
+  return bad.map((c) => `${c.type}=${c.status}${c.reason || c.message ? ` (${[c.reason, c.message].filter(Boolean).join(': ')})` : ''}`).join(', ');
+}
 
 function objectPath(r: ServedResource, groupVersion: string, namespace: string | undefined, name?: string): string {
   const base = groupVersion === 'v1' ? '/api/v1' : `/apis/${groupVersion}`;
@@ -58,11 +83,15 @@ function objectPath(r: ServedResource, groupVersion: string, namespace: string |
   return `${base}${ns}/${r.resource}${name ? `/${encodeURIComponent(name)}` : ''}`;
 }
 
-/** Top-level fields (and metadata labels/annotations) that differ between what would be applied and what is live. */
-export function changedFields(desired: KubeObject, live: KubeObject): string[] {
+/**
+ * Top-level fields (and metadata labels/annotations) that differ between what would be applied and
+ * what is live; status only when it would be written (withStatus).
+ */
+export function changedFields(desired: KubeObject, live: KubeObject, withStatus = false): string[] {
   const out: string[] = [];
   const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-  for (const k of new Set([...Object.keys(desired)].filter((k) => !['apiVersion', 'kind', 'metadata', 'status'].includes(k)))) {
+  const ignored = ['apiVersion', 'kind', 'metadata', ...(withStatus ? [] : ['status'])];
+  for (const k of new Set([...Object.keys(desired)].filter((k) => !ignored.includes(k)))) {
     if (!same(desired[k], live[k])) out.push(k);
   }
   for (const k of ['labels', 'annotations'] as const) {
@@ -76,9 +105,11 @@ export function changedFields(desired: KubeObject, live: KubeObject): string[] {
 /**
  * Applies a read archive to a cluster, tier by tier (restoreTiers), with bounded concurrency
  * within a tier: transforms each object, relinks owner references to the owners restored before
- * it, creates it (or skips/updates/recreates it when it exists), waits for CRDs to be
- * Established before their custom resources, and reports every object's outcome. With dryRun,
- * every request is a server-side dry run and existing objects are compared with the live ones.
+ * it, creates it (or skips/updates/recreates it when it exists), writes its status through the
+ * status subresource when asked to (the API server ignores status on create and update there),
+ * waits for CRDs to be Established before their custom resources, and reports every object's
+ * outcome. With dryRun, every request is a server-side dry run and existing objects are compared
+ * with the live ones.
  */
 export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Promise<RestoreReport> {
   const { client } = opts;
@@ -116,11 +147,28 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       pRetry(() => client.request<T>(path, { ...params, signal: opts.signal }), { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error) });
     const collection = objectPath(r, gv, object.metadata.namespace);
     const item = objectPath(r, gv, object.metadata.namespace, object.metadata.name);
+    // With a status subresource, create and update ignore status: it is written separately.
+    const separateStatus = opts.transform.includeStatus && object.status !== undefined && r.subresources.includes('status') && !STATUS_NOT_RESTORED.has(resource);
+    const writeStatus = async (action: 'created' | 'updated' | 'recreated', force: boolean): Promise<void> => {
+      if (separateStatus) {
+        const { name, namespace } = object.metadata;
+        try {
+          await call(`${item}/status`, {
+            method: 'PATCH',
+            body: { apiVersion: object.apiVersion, kind: object.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status: object.status },
+            contentType: APPLY_PATCH,
+            query: { fieldManager: FIELD_MANAGER, ...(force ? { force: true } : {}) },
+          });
+        } catch (err) {
+          const why = err instanceof KubeApiError ? `${err.status} ${err.reason}: ${err.message}${err.status === 409 ? ' (--force-conflicts takes the fields over)' : ''}` : (err as Error).message;
+          throw new Error(`${action}, but its status could not be written: ${why}`, { cause: err });
+        }
+      }
+      record({ ...target, action, ...(note ? { reason: note } : {}) });
+    };
+    let created: KubeObject | undefined;
     try {
-      const created = await call<KubeObject>(collection, { method: 'POST', body: object, query: dry });
-      if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
-      if (opts.dryRun && kind(object) === 'Namespace') dryRunNamespaces.add(object.metadata.name);
-      return void record({ ...target, action: opts.dryRun ? 'would-create' : 'created', ...(note ? { reason: note } : {}) });
+      created = await call<KubeObject>(collection, { method: 'POST', body: object, query: dry });
     } catch (err) {
       // A dry run does not create namespaces: objects in one it would create cannot be checked.
       if (opts.dryRun && err instanceof KubeApiError && err.status === 404 && object.metadata.namespace && dryRunNamespaces.has(object.metadata.namespace)) {
@@ -128,12 +176,19 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       }
       if (!(err instanceof KubeApiError) || err.status !== 409) throw err;
     }
+    if (created) {
+      if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
+      if (opts.dryRun && kind(object) === 'Namespace') dryRunNamespaces.add(object.metadata.name);
+      if (opts.dryRun) return void record({ ...target, action: 'would-create', ...(note ? { reason: note } : {}) });
+      // Nobody else has written this new object's status: take over any field a controller raced us to.
+      return writeStatus('created', true);
+    }
     // It exists.
     const live = await call<KubeObject>(item, { method: 'GET' });
     if (oldUid && live.metadata.uid) newUids.set(oldUid, live.metadata.uid);
     if (opts.existing === 'skip') return void record({ ...target, action: 'skipped', reason: 'exists (--existing skip)' });
     if (opts.dryRun) {
-      const changes = changedFields(object, live);
+      const changes = changedFields(object, live, separateStatus);
       return void record({ ...target, action: changes.length ? 'would-update' : 'unchanged', ...(changes.length ? { changes } : {}) });
     }
     if (opts.existing === 'update') {
@@ -142,7 +197,7 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         applied = await call<KubeObject>(item, {
           method: 'PATCH',
           body: object,
-          contentType: 'application/apply-patch+yaml',
+          contentType: APPLY_PATCH,
           query: { fieldManager: FIELD_MANAGER, ...(opts.forceConflicts ? { force: true } : {}) },
         });
       } catch (err) {
@@ -150,7 +205,7 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         throw err;
       }
       if (oldUid && applied.metadata.uid) newUids.set(oldUid, applied.metadata.uid);
-      return void record({ ...target, action: 'updated' });
+      return writeStatus('updated', opts.forceConflicts);
     }
     // recreate: delete, wait until it is gone, create.
     await call(item, { method: 'DELETE', body: { propagationPolicy: 'Background' } });
@@ -166,20 +221,24 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
       if (Date.now() > deadline) throw new Error(`still being deleted after ${(opts.deleteTimeoutMs ?? 120_000) / 1000}s (finalizers?)`);
       await sleep(250);
     }
-    const created = await call<KubeObject>(collection, { method: 'POST', body: object });
-    if (oldUid && created.metadata.uid) newUids.set(oldUid, created.metadata.uid);
-    record({ ...target, action: 'recreated' });
+    const again = await call<KubeObject>(collection, { method: 'POST', body: object });
+    if (oldUid && again.metadata.uid) newUids.set(oldUid, again.metadata.uid);
+    await writeStatus('recreated', true);
   };
 
-  const waitEstablished = async (name: string): Promise<void> => {
-    const deadline = Date.now() + (opts.crdTimeoutMs ?? 60_000);
+  const crdTimeoutMs = opts.crdTimeoutMs ?? DEFAULT_CRD_TIMEOUT_MS;
+  /** Waits until the CRD is Established; on timeout, the error names the conditions that hold it back. */
+  const waitEstablished = async (name: string, deadline: number): Promise<void> => {
     for (;;) {
-      const crd = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`, { signal: opts.signal });
-      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-      if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} did not become Established within ${(opts.crdTimeoutMs ?? 60_000) / 1000}s`);
+      const crd = await client.request<{ status?: { conditions?: CrdCondition[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`, { signal: opts.signal });
+      const conditions = crd.status?.conditions ?? [];
+      if (conditions.some((c) => c.type === 'Established' && c.status === 'True')) return;
+      if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} did not become Established within ${formatSeconds(crdTimeoutMs)}: ${blockingConditions(conditions)}`);
       await sleep(250);
     }
   };
+  /** CRD name -> why it is not Established; its custom resources fail with that reason. */
+  const crdFailures = new Map<string, string>();
 
   const dryRunNamespaces = new Set<string>();
   const kind = (o: KubeObject) => (o.apiVersion === 'v1' ? o.kind : '');
@@ -195,7 +254,9 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
         const ns = obj.metadata.namespace;
         const base = { resource: grName(spooled), ...(ns ? { namespace: ns } : {}), name: obj.metadata.name };
         if (!r) {
+          const crdFailed = crdFailures.get(grName(spooled));
           if (opts.dryRun && crdsInArchive.has(grName(spooled))) record({ ...base, action: 'would-create', reason: 'after its CustomResourceDefinition is created (not checked by the dry run)' });
+          else if (crdFailed) record({ ...base, action: 'failed', reason: `not applied: ${crdFailed}` });
           else record({ ...base, action: 'failed', reason: `${grName(spooled)} is not served by the target cluster` });
           continue;
         }
@@ -213,17 +274,30 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
     await Promise.all(jobs);
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (tier.some((s) => grName(s) === CRD) && !opts.dryRun) {
-      for (const o of outcomes.filter((x) => x.resource === CRD && (x.action === 'created' || x.action === 'updated' || x.action === 'recreated' || x.action === 'skipped') && x.reason !== 'filtered out')) {
-        try {
-          await waitEstablished(o.name);
-        } catch (err) {
-          warnings.push((err as Error).message);
-          o.action = 'failed';
-          o.reason = (err as Error).message;
-        }
+      const inCluster = outcomes.filter((x) => x.resource === CRD && (['created', 'updated', 'recreated'].includes(x.action) || (x.action === 'skipped' && x.reason?.startsWith('exists'))));
+      const deadline = Date.now() + crdTimeoutMs;
+      const established: string[] = [];
+      await Promise.all(
+        inCluster.map(async (o) => {
+          try {
+            await waitEstablished(o.name, deadline);
+            established.push(o.name);
+          } catch (err) {
+            const why = err instanceof KubeApiError ? `CustomResourceDefinition ${o.name}: ${err.status} ${err.reason}: ${err.message}` : (err as Error).message;
+            warnings.push(why);
+            crdFailures.set(o.name, why);
+            o.reason = o.action === 'skipped' ? `exists, but ${why}` : `${o.action}, but ${why}`;
+            o.action = 'failed';
+          }
+        }),
+      );
+      // Custom resources are served only now; discovery can lag a moment behind Established.
+      for (;;) {
+        served = new Map((await discoverResources(client, { signal: opts.signal })).resources.map((r) => [`${r.group}/${r.resource}`, r]));
+        const missing = established.filter((name) => !served.has(crdServedKey(name)));
+        if (missing.length === 0 || Date.now() > deadline) break;
+        await sleep(500);
       }
-      // Custom resources are served only now.
-      served = new Map((await discoverResources(client, { signal: opts.signal })).resources.map((r) => [`${r.group}/${r.resource}`, r]));
     }
   }
   const counts: Partial<Record<Action, number>> = {};

@@ -8,7 +8,7 @@ import { extract as tarExtract } from 'tar-stream';
 import { IntegrityError } from '../../cli/errors.js';
 import { fromYaml, INDEX_NAME, parseArchivePath, safeEntryName } from './archive.js';
 import type { DumpIndex } from './dump.js';
-import type { KubeObject } from './types.js';
+import { grName, type KubeObject } from './types.js';
 
 /** One resource's objects in an archive, spooled to a JSON-lines file for the restore passes. */
 export interface SpooledResource {
@@ -19,7 +19,7 @@ export interface SpooledResource {
 }
 
 export interface ReadArchive {
-  index: DumpIndex | undefined;
+  index: DumpIndex;
   resources: SpooledResource[];
   entries: number;
   /** Reads one resource's objects back, in archive order. */
@@ -29,9 +29,11 @@ export interface ReadArchive {
 
 /**
  * Reads a dump archive once, checking every entry before anything is applied: names that could
- * escape a directory (absolute, '..'), files that do not parse, a truncated tar are all an
- * IntegrityError. Objects are spooled per resource to private temporary files so restore can go
- * tier by tier in bounded memory.
+ * escape a directory (absolute, '..'), files that do not parse, a tar cut inside an entry, and an
+ * archive whose objects per resource differ from index.json's counts (or that has no index.json,
+ * which a dump writes last: a tar cut between two entries) are all an IntegrityError. Objects are
+ * spooled per resource to private temporary files so restore can go tier by tier in bounded
+ * memory.
  */
 export async function readArchive(tarPath: string, opts: { tmpDir?: string | undefined } = {}): Promise<ReadArchive> {
   const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'lifeboat-restore-'));
@@ -88,6 +90,9 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
       s.out.end();
       await once(s.out, 'close');
     }
+    if (!index) throw new IntegrityError('The archive has no index.json: it is truncated or not a lifeboat resource dump; nothing was applied.');
+    const mismatches = indexMismatches(index, [...spools.values()]);
+    if (mismatches.length) throw new IntegrityError(`The archive does not match its index.json (${mismatches.join('; ')}): it is truncated or altered; nothing was applied.`);
   } catch (err) {
     for (const s of spools.values()) s.out.destroy();
     await cleanup();
@@ -95,7 +100,7 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
   }
   const resources = [...spools.values()].map(({ out: _out, ...r }) => r);
   return {
-    index,
+    index: index!,
     resources,
     entries,
     async *objects(r) {
@@ -104,4 +109,18 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
     },
     cleanup,
   };
+}
+
+/** Per resource, where the objects in the archive differ in number from what index.json lists. */
+export function indexMismatches(index: DumpIndex, resources: Pick<SpooledResource, 'group' | 'resource' | 'count'>[]): string[] {
+  const counted = new Map(resources.map((r) => [grName(r), r.count]));
+  const out: string[] = [];
+  const listed = new Set<string>();
+  for (const c of Array.isArray(index.resources) ? index.resources : []) {
+    listed.add(c.resource);
+    const n = counted.get(c.resource) ?? 0;
+    if (n !== c.objects) out.push(`${c.resource}: index.json says ${c.objects}, archive has ${n}`);
+  }
+  for (const [name, n] of counted) if (!listed.has(name)) out.push(`${name}: not in index.json, archive has ${n}`);
+  return out;
 }
