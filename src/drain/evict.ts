@@ -82,6 +82,7 @@ export async function evictPods(
   opts: { signal?: AbortSignal | undefined; onEvent?: ((e: EvictEvent) => void) | undefined } = {},
 ): Promise<EvictOutcome> {
   const emit = opts.onEvent ?? (() => undefined);
+  if (pods.length === 0) return { evicted: [], stuck: [], ...(opts.signal?.aborted ? { failure: { kind: 'interrupted' as const, message: 'Interrupted.' } } : {}) };
   const stop = new AbortController();
   const onOuterAbort = (): void => fail('interrupted', 'Interrupted.');
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });

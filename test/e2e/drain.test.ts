@@ -363,6 +363,51 @@ describe('node drain options', () => {
     expect(b2!.spec.nodeName).toBe(w2);
   });
 
+  it('several nodes are cordoned and drained one after the other, not all cordoned first', async () => {
+    const env = await newEnv('drain-seq');
+    const { kube, namespace: ns } = env;
+    const [w1, w2, w3] = (await env.createNodes([{ name: 'w1' }, { name: 'w2' }, { name: 'w3' }])).map((n) => n.metadata.name) as [string, string, string];
+    await placeOn(
+      env,
+      w1,
+      async () => void (await createIn(kube, deployment(ns, 'one', 2, { pool: ns }))),
+      () => waitPodsRunning(kube, ns, { app: 'one' }, 2),
+    );
+    await placeOn(
+      env,
+      w2,
+      async () => void (await createIn(kube, deployment(ns, 'two', 2, { pool: ns }))),
+      () => waitPodsRunning(kube, ns, { app: 'two' }, 2),
+    );
+    // w2 must still be schedulable while w1 drains: watch it.
+    let w2CordonedDuringW1 = false;
+    let w1Done = false;
+    const res = await (async () => {
+      const run = lifeboat(['node', 'drain', w1, w2, '-o', 'json']);
+      let finished = false;
+      void run.finally(() => (finished = true));
+      while (!finished) {
+        const [n1, n2] = await Promise.all([kube.get<Node>(`/api/v1/nodes/${w1}`), kube.get<Node>(`/api/v1/nodes/${w2}`)]);
+        const onW1 = (await listPods(kube, ns)).filter((p) => p.spec.nodeName === w1 && !p.metadata.deletionTimestamp).length;
+        if (n1.spec.unschedulable && onW1 === 0) w1Done = true;
+        if (!w1Done && n1.spec.unschedulable && n2.spec.unschedulable) w2CordonedDuringW1 = true;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return run;
+    })();
+    expect(res.code, res.stderr).toBe(0);
+    expect(w2CordonedDuringW1).toBe(false);
+    const report = reportOf(res);
+    expect(report.nodes.map((n) => [n.node, n.outcome, n.after])).toEqual([
+      [w1, 'drained', 'cordoned'],
+      [w2, 'drained', 'cordoned'],
+    ]);
+    const order = res.stderr.split('\n').filter((l) => /cordoned|drained/.test(l)).map((l) => (JSON.parse(l) as { msg: string }).msg.replace(/ \(.*$/, ''));
+    expect(order).toEqual([`node/${w1} cordoned`, `node/${w1} drained`, `node/${w2} cordoned`, `node/${w2} drained`]);
+    const pods = [...(await waitPodsRunning(kube, ns, { app: 'one' }, 2)), ...(await waitPodsRunning(kube, ns, { app: 'two' }, 2))];
+    expect(pods.every((p) => p.spec.nodeName === w3)).toBe(true);
+  });
+
   it('SIGINT during a drain: exit 130 and the node is schedulable again', async () => {
     const env = await newEnv('drain-int');
     const { kube, namespace: ns } = env;
