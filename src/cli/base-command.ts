@@ -1,6 +1,7 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { withEnv } from './env.js';
 import { ExitCode, InterruptedError, isLifeboatError, messageOf } from './errors.js';
+import { KubeApiError } from '../kube/errors.js';
 import { createLogger, type Logger } from './log.js';
 import { createPrinter, OUTPUT_FORMATS, type OutputFormat, type Printer } from './output.js';
 
@@ -82,6 +83,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       process.stderr.write(`Error: ${err.message}\n`);
       if (err.hint) process.stderr.write(`  ${err.hint}\n`);
       if (debug && err.cause) process.stderr.write(`${stackOf(err.cause)}\n`);
+    } else if (err instanceof KubeApiError) {
+      // An API answer nobody turned into a sentence: still the API server's own words, not a bug.
+      code = err.status === 404 ? ExitCode.NotFound : ExitCode.Failure;
+      process.stderr.write(`Error: ${err.message} (HTTP ${err.status} ${err.reason})\n`);
+      if (err.status === 401 || err.status === 403) process.stderr.write('  Check the credentials of --kubeconfig/--context and their RBAC permissions.\n');
+      if (debug) process.stderr.write(`${stackOf(err)}\n`);
     } else if (oclifExit(err) !== undefined) {
       // oclif's own parse errors: bad flags, missing arguments.
       code = oclifExit(err) === 0 ? 0 : ExitCode.Usage;

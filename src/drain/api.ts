@@ -4,7 +4,8 @@
  * rest; a missing node becomes a NotFoundError (exit 4).
  */
 import { NotFoundError } from '../cli/errors.js';
-import { KubeApiError, type KubeClient, type KubeStatus } from '../kube/client.js';
+import type { KubeClient } from '../kube/client.js';
+import { KubeApiError, type KubeStatus } from '../kube/errors.js';
 import { listAll } from '../kube/list.js';
 import type { ClusterState, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodDisruptionBudget } from './types.js';
 

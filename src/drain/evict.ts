@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { messageOf } from '../cli/errors.js';
-import { KubeApiError } from '../kube/client.js';
+import { KubeApiError } from '../kube/errors.js';
 import { budgetFromStatus, isMultiplePdbError, isNamespaceTerminating, isTransientDrainError, type DryRun, type NodeApi } from './api.js';
 import { labelSelectorMatches } from './selector.js';
 import { podKey, type Pod } from './types.js';

@@ -1,7 +1,13 @@
 import { KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { LifeboatError, NotFoundError } from '../cli/errors.js';
+import { KubeApiError, type KubeStatus } from './errors.js';
+
+export { KubeApiError, type KubeStatus };
 
 export interface KubeClientConfig {
   /** Kubeconfig file; default: KUBECONFIG, then ~/.kube/config, then in-cluster. */
@@ -9,28 +15,6 @@ export interface KubeClientConfig {
   context?: string | undefined;
   /** Per-request time limit. */
   timeoutMs?: number | undefined;
-}
-
-/** A failed API call: HTTP status and the API server's Status object. */
-export class KubeApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    readonly body: KubeStatus | undefined,
-  ) {
-    super(message);
-    this.name = 'KubeApiError';
-  }
-}
-
-export interface KubeStatus {
-  kind?: 'Status';
-  status?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
-  details?: { name?: string; kind?: string; causes?: { reason?: string; message?: string; field?: string }[] };
 }
 
 export interface RequestParams {
@@ -56,6 +40,13 @@ export class KubeClient {
 
   static async load(cfg: KubeClientConfig = {}): Promise<KubeClient> {
     const kc = new KubeConfig();
+    const defaultFile = join(homedir(), '.kube', 'config');
+    if (!cfg.kubeconfig && !process.env.KUBECONFIG && !existsSync(defaultFile) && !process.env.KUBERNETES_SERVICE_HOST) {
+      // The library would fall back to http://localhost:8080, which no real cluster serves.
+      throw new NotFoundError(`No kubeconfig: --kubeconfig and KUBECONFIG are not set, ${defaultFile} does not exist, and this is not a pod.`, {
+        hint: 'Give --kubeconfig, or set KUBECONFIG.',
+      });
+    }
     try {
       if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
       else kc.loadFromDefault();
@@ -69,7 +60,11 @@ export class KubeClient {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new NotFoundError('The kubeconfig has no current cluster.', { hint: 'Give --context, or set a current context.' });
     const opts: RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
+    try {
+      await kc.applyToHTTPSOptions(opts);
+    } catch (err) {
+      throw new LifeboatError(`Cannot use the kubeconfig's credentials for ${cluster.server}: ${(err as Error).message}.`, { cause: err, hint: 'Check --kubeconfig/--context.' });
+    }
     const tls = cluster.server.startsWith('https:');
     const base = { keepAlive: true, maxSockets: 16 };
     const agent = tls

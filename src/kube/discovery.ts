@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { GroupResource } from '../snapshot/resources/types.js';
-import { KubeApiError, type KubeClient } from './client.js';
+import type { KubeClient } from './client.js';
+import { KubeApiError } from './errors.js';
 
 /** A served resource that can be listed and read: what a dump walks. */
 export interface ServedResource extends GroupResource {

@@ -1,5 +1,6 @@
 import pRetry from 'p-retry';
-import { KubeApiError, type KubeClient } from './client.js';
+import type { KubeClient } from './client.js';
+import { KubeApiError } from './errors.js';
 
 export interface ListOptions {
   labelSelector?: string | undefined;

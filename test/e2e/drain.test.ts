@@ -24,6 +24,7 @@ import {
   isRunningReady,
   listPods,
   podDisruptionBudget,
+  serviceAccountKubeconfig,
   waitFor,
   waitPdb,
   waitPodsRunning,
@@ -513,7 +514,15 @@ describe('node cordon, uncordon and bad input', () => {
       ],
     });
     try {
-      const kubeconfig = await serviceAccountKubeconfig(kube, ns, 'drainer', role);
+      await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'drainer' } });
+      await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: role },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: 'drainer', namespace: ns }],
+      });
+      const kubeconfig = await serviceAccountKubeconfig(kube, ns, 'drainer', join(dir, `drainer-${ns}.kubeconfig`), { resource: 'nodes', verb: 'patch' });
       const res = await lifeboat(['node', 'drain', w1, '-o', 'json'], kubeconfig);
       expect(res.code).toBe(1);
       expect(reportOf(res).failure?.message).toMatch(/Cannot evict pod .*forbidden.*pods\/eviction/);
@@ -562,39 +571,6 @@ describe('node cordon, uncordon and bad input', () => {
     expect(await unschedulable(kube, w1)).toBe(false);
   });
 });
-
-/** A kubeconfig for a new ServiceAccount bound to `clusterRole`, with a token from the TokenRequest API. */
-async function serviceAccountKubeconfig(kube: Kube, ns: string, name: string, clusterRole: string): Promise<string> {
-  await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
-  await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: clusterRole },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
-    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
-  });
-  const tr = await kube.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
-  const admin = parseYaml(await readFile(ctx.kubeconfig, 'utf8')) as { clusters: { name: string; cluster: Record<string, string> }[] };
-  const cluster = admin.clusters[0]!;
-  const file = join(dir, `${name}-${ns}.kubeconfig`);
-  await writeFile(
-    file,
-    stringifyYaml({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [cluster],
-      users: [{ name, user: { token: tr.status.token } }],
-      contexts: [{ name, context: { cluster: cluster.name, user: name } }],
-      'current-context': name,
-    }),
-    { mode: 0o600 },
-  );
-  return file;
-}
 
 /** A TCP pass-through (TLS goes end to end) that can be taken down and brought back on the same port. */
 class TcpProxy {

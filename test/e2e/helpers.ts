@@ -9,11 +9,11 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { KWOK_NODE_ANNOTATION, SLOW_TERMINATION_ANNOTATION } from '../rig/kube.js';
 import type { KubeContext } from '../rig/kube-global-setup.js';
 
@@ -656,4 +656,55 @@ export async function createCrd(kube: Kube, o: CrdOptions, timeoutMs = 60_000): 
   const version = o.versions?.[0] ?? 'v1';
   await waitFor(`${o.group}/${version} discovery`, async () => (await kube.request('GET', `/apis/${o.group}/${version}`)).status === 200, { timeoutMs });
   return established;
+}
+
+// ---------------------------------------------------------------------------
+// Service-account credentials
+// ---------------------------------------------------------------------------
+
+/**
+ * Writes a kubeconfig for the ServiceAccount `ns/name` (a TokenRequest token and the rig's CA) and
+ * waits until the authorizer lets it `verb` `resource`, so RBAC made just before is in effect.
+ */
+export async function serviceAccountKubeconfig(
+  kube: Kube,
+  ns: string,
+  name: string,
+  file: string,
+  ready: { resource: string; verb: string; group?: string },
+): Promise<string> {
+  const token = await kube.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  const admin = parseYaml(readFileSync(kube.kubeconfig, 'utf8')) as KubeconfigFile;
+  const cluster = admin.clusters?.[0]?.cluster;
+  if (!cluster) throw new Error(`${kube.kubeconfig}: no cluster`);
+  writeFileSync(
+    file,
+    stringifyYaml({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'rig', cluster }],
+      users: [{ name, user: { token: token.status.token } }],
+      contexts: [{ name, context: { cluster: 'rig', user: name } }],
+      'current-context': name,
+    }),
+    { mode: 0o600 },
+  );
+  const user = `system:serviceaccount:${ns}:${name}`;
+  await waitFor(`${user} may ${ready.verb} ${ready.resource}`, async () => {
+    const review = await kube.create<{ status: { allowed: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+        resourceAttributes: { resource: ready.resource, verb: ready.verb, group: ready.group ?? '' },
+      },
+    });
+    return review.status.allowed;
+  });
+  return file;
 }

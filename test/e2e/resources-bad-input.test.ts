@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 import type { RestoreReport } from '../../src/snapshot/resources/apply.js';
 import type { DumpIndex, DumpResult } from '../../src/snapshot/resources/dump.js';
 import { Catalogue } from '../../src/store/catalogue.js';
@@ -13,7 +13,7 @@ import { FileStore } from '../../src/store/file-store.js';
 import type { BackupManifest } from '../../src/store/manifest.js';
 import { dumpTar, storeDumpTar, tarEntryOffsets } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';
-import { condition, crd, createCrd, e2eEnv, waitFor, type Condition, type E2eEnv, type KubeObject } from './helpers.js';
+import { condition, crd, createCrd, e2eEnv, serviceAccountKubeconfig, waitFor, type Condition, type E2eEnv, type KubeObject } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -64,38 +64,13 @@ describe('resources dump and restore with bad input against a real API server', 
       subjects: [{ kind: 'ServiceAccount', name: 'dumper', namespace: ns }],
     });
     cleanups.push(() => k.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`));
-    const user = `system:serviceaccount:${ns}:dumper`;
-    const allowed = async (resource: string) => {
-      const review = await k.create<{ status: { allowed: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], resourceAttributes: { resource, verb: 'list' } },
-      });
-      return review.status.allowed;
-    };
-    await waitFor(`${user} may list configmaps`, () => allowed('configmaps'), { timeoutMs: 30_000 });
-    expect(await allowed('secrets')).toBe(false);
-
-    // A kubeconfig with a bound service-account token and the rig's CA.
-    const token = await k.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/dumper/token`, {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
+    const saConfig = await serviceAccountKubeconfig(k, ns, 'dumper', join(dir, 'dumper.kubeconfig'), { resource: 'configmaps', verb: 'list' });
+    const denied = await k.create<{ status: { allowed: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: { user: `system:serviceaccount:${ns}:dumper`, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { resource: 'secrets', verb: 'list' } },
     });
-    const admin = parseYaml(await readFile(kubeconfig, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[] };
-    const saConfig = join(dir, 'dumper.kubeconfig');
-    await writeFile(
-      saConfig,
-      toYaml({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'rig', cluster: admin.clusters[0]!.cluster }],
-        users: [{ name: 'dumper', user: { token: token.status.token } }],
-        contexts: [{ name: 'dumper', context: { cluster: 'rig', user: 'dumper' } }],
-        'current-context': 'dumper',
-      }),
-      { mode: 0o600 },
-    );
+    expect(denied.status.allowed).toBe(false);
 
     const r = await cli(['resources', 'dump', '--include-namespaces', ns, '--include-resources', 'configmaps,secrets,namespaces'], saConfig);
     expect(r.code, r.stderr).toBe(3);

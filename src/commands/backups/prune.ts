@@ -5,12 +5,11 @@ import { formatDuration, parseDuration } from '../../cli/duration.js';
 import { withEnv } from '../../cli/env.js';
 import { LifeboatError, UsageError } from '../../cli/errors.js';
 import { formatBytes, renderTable } from '../../cli/output.js';
+import { retentionFlags } from '../../cli/retention-flags.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { BACKUP_KINDS } from '../../store/ids.js';
 import { applyPrune, planPrune, type PruneReport } from '../../store/prune.js';
 import { isEmptyPolicy, type RetentionPolicy } from '../../store/retention.js';
-
-const count = (summary: string) => Flags.integer({ min: 1, summary, helpGroup: 'RETENTION' });
 
 export default class BackupsPrune extends BaseCommand<typeof BackupsPrune> {
   static override summary = 'Delete backups a retention policy does not keep, and collect garbage.';
@@ -25,15 +24,9 @@ Damaged backups and unreadable manifests are reported, never deleted. Objects wi
   ];
   static override flags = {
     ...storeFlags,
+    ...retentionFlags,
     ...withEnv({
       kind: Flags.option({ options: BACKUP_KINDS, summary: 'Only prune backups of this kind.' })(),
-      'keep-last': count('Keep the N newest backups.'),
-      'keep-hourly': count('Keep the newest backup of each of the last N hours.'),
-      'keep-daily': count('Keep the newest backup of each of the last N days.'),
-      'keep-weekly': count('Keep the newest backup of each of the last N ISO weeks.'),
-      'keep-monthly': count('Keep the newest backup of each of the last N months.'),
-      'keep-yearly': count('Keep the newest backup of each of the last N years.'),
-      'keep-within': Flags.string({ summary: "Keep every backup within this duration of the group's newest (e.g. 7d).", helpGroup: 'RETENTION' }),
       'garbage-grace': Flags.string({ summary: 'Age after which objects without a manifest are garbage.', default: '24h' }),
       'dry-run': Flags.boolean({ summary: 'Show what would be deleted; delete nothing.' }),
       yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required when stdin is not a terminal).' }),

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { KubeApiError, type KubeClient } from '../../kube/client.js';
+import type { KubeClient } from '../../kube/client.js';
+import { KubeApiError } from '../../kube/errors.js';
 import { discoverResources, type ServedResource } from '../../kube/discovery.js';
 import type { CompiledFilter } from './filters.js';
 import { restoreTiers } from './order.js';
