@@ -1,3 +1,4 @@
+import { renderBlockers, renderWarnings } from './blockers.js';
 import { formatDuration } from './duration.js';
 import { renderTable } from './output.js';
 import type { DrainReport } from '../drain/drain.js';
@@ -7,14 +8,9 @@ export function renderDrainReport(r: DrainReport): string {
   const parts: string[] = [];
   const pf = r.preflight;
   if (pf) {
-    if (pf.blockers.length > 0) {
-      const verdict = r.outcome === 'blocked' ? 'nothing was changed' : r.outcome === 'preflight-only' ? 'a drain would stop here' : 'ignored (--ignore-preflight)';
-      parts.push(`PRE-FLIGHT: ${pf.blockers.length} blocker(s); ${verdict}\n`);
-      parts.push(renderTable(['NODE', 'BLOCKER', 'OBJECT', 'PROBLEM', 'FIX'], pf.blockers.map((b) => [b.node, b.kind, b.object, b.message, b.fix])));
-    } else {
-      parts.push('PRE-FLIGHT: no blockers\n');
-    }
-    for (const w of pf.warnings) parts.push(`warning: ${w.node}: ${w.object}: ${w.message}\n`);
+    const verdict = r.outcome === 'blocked' ? 'nothing was changed' : r.outcome === 'preflight-only' ? 'a drain would stop here' : 'ignored (--ignore-preflight)';
+    parts.push(renderBlockers(pf.blockers, verdict));
+    parts.push(renderWarnings(pf.warnings));
     if (r.outcome === 'preflight-only' || r.outcome === 'blocked') {
       const plan = pf.nodes.map((n) => [n.node, String(n.evict.length), String(n.skip.length)]);
       parts.push('\n' + renderTable(['NODE', 'TO EVICT', 'SKIPPED'], plan));

@@ -23,6 +23,7 @@ import {
   e2eEnv,
   isRunningReady,
   listPods,
+  placeOn,
   podDisruptionBudget,
   serviceAccountKubeconfig,
   waitFor,
@@ -77,18 +78,6 @@ async function kubectlDrain(kube: Kube, args: string[]): Promise<{ ok: boolean; 
 
 async function unschedulable(kube: Kube, node: string): Promise<boolean> {
   return (await kube.get<Node>(`/api/v1/nodes/${node}`)).spec.unschedulable === true;
-}
-
-/** Creates the workload while only `on` is schedulable in the pool, so all its pods land there. */
-async function placeOn(env: E2eEnv, on: string, create: () => Promise<void>, wait: () => Promise<unknown>): Promise<void> {
-  const others = env.nodes.filter((n) => n !== on);
-  for (const n of others) await cordon(env.kube, n);
-  try {
-    await create();
-    await wait();
-  } finally {
-    for (const n of others) await cordon(env.kube, n, false);
-  }
 }
 
 /** Watches a workload's Ready pods while `during` runs; resolves with the fewest seen at once. */

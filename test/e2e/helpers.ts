@@ -451,6 +451,18 @@ export function cordon(kube: Kube, node: string, unschedulable = true): Promise<
   return kube.patch<Node>(`/api/v1/nodes/${node}`, { spec: { unschedulable } });
 }
 
+/** Creates a workload while only `on` is schedulable in the env's pool, so all its pods land there. */
+export async function placeOn(env: E2eEnv, on: string, create: () => Promise<void>, wait: () => Promise<unknown>): Promise<void> {
+  const others = env.nodes.filter((n) => n !== on);
+  for (const n of others) await cordon(env.kube, n);
+  try {
+    await create();
+    await wait();
+  } finally {
+    for (const n of others) await cordon(env.kube, n, false);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Workloads
 // ---------------------------------------------------------------------------

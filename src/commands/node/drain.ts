@@ -3,7 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { parseDuration } from '../../cli/duration.js';
 import { withEnv } from '../../cli/env.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
-import { dryRunFlag, nodeArgs, nodeSelectFlags } from '../../cli/node-flags.js';
+import { drainFilterFlags, dryRunFlag, filterOptionsFromFlags, nodeArgs, nodeSelectFlags } from '../../cli/node-flags.js';
 import { renderDrainReport } from '../../cli/drain-report.js';
 import { NodeApi } from '../../drain/api.js';
 import { resolveNodes } from '../../drain/cordon.js';
@@ -30,10 +30,8 @@ Exit codes: 0 drained; 7 blocked (pre-flight, a PDB, or pods the filters refuse)
     ...kubeFlags,
     ...nodeSelectFlags,
     ...dryRunFlag,
+    ...drainFilterFlags,
     ...withEnv({
-      'ignore-daemonsets': Flags.boolean({ summary: 'Leave DaemonSet-managed pods where they are (they tolerate cordons).' }),
-      'delete-emptydir-data': Flags.boolean({ summary: 'Evict pods with emptyDir volumes; their data is deleted.' }),
-      force: Flags.boolean({ summary: 'Also delete pods no controller manages (they are gone for good).' }),
       'grace-period': Flags.integer({ default: -1, summary: "Seconds each pod gets to terminate; negative: the pod's own." }),
       timeout: Flags.string({ default: '0s', summary: 'Give up on a node after this long (e.g. 10m); 0s: never.' }),
       'pod-selector': Flags.string({ summary: 'Only evict pods matching this label selector.' }),
@@ -59,10 +57,7 @@ Exit codes: 0 drained; 7 blocked (pre-flight, a PDB, or pods the filters refuse)
         api,
         nodes,
         {
-          ignoreDaemonSets: f['ignore-daemonsets'],
-          deleteEmptyDirData: f['delete-emptydir-data'],
-          force: f.force,
-          skipWaitForDeleteTimeoutSeconds: f['skip-wait-for-delete-timeout'],
+          ...filterOptionsFromFlags(f, f['skip-wait-for-delete-timeout']),
           podSelector: f['pod-selector'],
           gracePeriodSeconds: f['grace-period'],
           timeoutMs,
