@@ -51,13 +51,17 @@ export class NodeApi {
     });
   }
 
-  /** POSTs a policy/v1 Eviction. Throws KubeApiError: 404 gone, 429 budget (or throttled), 500 several PDBs. */
+  /**
+   * POSTs a policy/v1 Eviction for exactly this pod (a UID precondition: a replacement with the same
+   * name is never evicted by mistake). Throws KubeApiError: 404 gone, 409 replaced, 429 budget (or
+   * throttled), 500 several PDBs.
+   */
   async evict(pod: Pod, opts: { gracePeriodSeconds?: number | undefined; dryRun?: DryRun }): Promise<void> {
-    const { namespace = '', name } = pod.metadata;
-    const deleteOptions = deleteOptionsFor(opts);
+    const { namespace = '', name, uid } = pod.metadata;
+    const deleteOptions = { ...deleteOptionsFor(opts), ...(uid ? { preconditions: { uid } } : {}) };
     await this.client.request(`/api/v1/namespaces/${namespace}/pods/${encodeURIComponent(name)}/eviction`, {
       method: 'POST',
-      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, ...(deleteOptions ? { deleteOptions } : {}) },
+      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, ...(Object.keys(deleteOptions).length > 0 ? { deleteOptions } : {}) },
       signal: this.signal,
     });
   }
@@ -70,6 +74,15 @@ export class NodeApi {
       body: { apiVersion: 'v1', kind: 'DeleteOptions', ...deleteOptionsFor(opts), ...(uid ? { preconditions: { uid } } : {}) },
       signal: this.signal,
     });
+  }
+
+  async getPod(namespace: string, name: string): Promise<Pod | undefined> {
+    try {
+      return await this.client.request<Pod>(`/api/v1/namespaces/${namespace}/pods/${encodeURIComponent(name)}`, { signal: this.signal });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      throw err;
+    }
   }
 
   async getPdb(namespace: string, name: string): Promise<PodDisruptionBudget | undefined> {

@@ -9,6 +9,7 @@
 import pRetry from 'p-retry';
 import { ExitCode, messageOf, type ExitCode as ExitCodeT } from '../cli/errors.js';
 import { parseLabelSelector } from '../kube/label-selector.js';
+import { KubeApiError } from '../kube/errors.js';
 import { isTransientDrainError, NodeApi, type DryRun } from './api.js';
 import { describeCordon, schedulabilityOf, setSchedulability, type CordonResult, type Schedulability } from './cordon.js';
 import { evictPods, type EvictEvent, type EvictionRecord, type FailureKind, type StuckPod } from './evict.js';
@@ -156,7 +157,8 @@ async function drainOne(
   // Recorded before the request, so an interrupt during it still checks and restores the node.
   if (cfg.dryRun === 'none') report.after = 'cordoned';
   const cordoned = await setSchedulability(api, node, true, cfg.dryRun);
-  report.after = cordoned.after;
+  // A server dry run changes nothing: the node is as it was.
+  report.after = cfg.dryRun === 'none' ? cordoned.after : report.before;
   emit({ node: name, type: 'cordon', result: cordoned, message: describeCordon(cordoned) });
   if (report.before === 'cordoned') {
     const msg = `node ${name} was cordoned before this drain; it stays cordoned whatever happens`;
@@ -168,13 +170,14 @@ async function drainOne(
   try {
     pods = await api.podsOnNode(name, { podSelector: cfg.podSelector, chunkSize: cfg.chunkSize });
   } catch (err) {
+    if (signal?.aborted) return failed('interrupted', 'Interrupted.', ExitCode.Interrupted);
     return failed('error', `Cannot list the pods on node ${name}: ${messageOf(err)}`, ExitCode.Failure);
   }
   const dsCache = new Map<string, boolean>();
   for (const p of pods) {
     const ref = p.metadata.ownerReferences?.find((r) => r.controller && r.kind === 'DaemonSet');
     const key = ref ? `${p.metadata.namespace ?? ''}/${ref.name}` : undefined;
-    if (key && !dsCache.has(key)) dsCache.set(key, await api.daemonSetExists(p.metadata.namespace ?? '', ref!.name).catch(() => true));
+    if (key && !dsCache.has(key)) dsCache.set(key, await api.daemonSetExists(p.metadata.namespace ?? '', ref!.name));
   }
   const verdicts = filterPods(pods, cfg, { daemonSetExists: (k) => dsCache.get(k) ?? true, now: new Date() });
   report.skipped = verdicts.skip.map((v) => ({ pod: podName(v.pod), reason: v.reason }));
@@ -234,7 +237,7 @@ async function restore(api: NodeApi, report: NodeDrainReport, cfg: DrainConfig, 
         const node = await api.getNode(name);
         await setSchedulability(api, node, false);
       },
-      { retries: 24, minTimeout: 1000, maxTimeout: 5000, shouldRetry: ({ error }) => isTransientDrainError(error) },
+      { retries: 24, minTimeout: 1000, maxTimeout: 5000, shouldRetry: ({ error }) => isTransientDrainError(error) || (error instanceof KubeApiError && error.status === 429) },
     );
     report.after = 'schedulable';
     emit({ node: name, type: 'restore', ok: true, message: `node/${name} uncordoned: it was schedulable before the drain` });
@@ -261,7 +264,8 @@ export function exitCodeOf(report: DrainReport): ExitCodeT {
   if (!report.failure) return ExitCode.Success;
   if (report.failure.kind === 'interrupted') return ExitCode.Interrupted;
   if (report.nodes.some((n) => n.outcome === 'drained')) return ExitCode.Partial;
-  const evictedAny = report.nodes.some((n) => n.evicted.length > 0);
-  if (report.failure.exitCode === ExitCode.Blocked && evictedAny) return ExitCode.Failure;
+  // 7 promises that nothing changed: no pod evicted and no node left in another state.
+  const changed = report.nodes.some((n) => n.evicted.length > 0 || (n.outcome === 'failed' && n.after !== n.before));
+  if (report.failure.exitCode === ExitCode.Blocked && changed) return ExitCode.Failure;
   return report.failure.exitCode;
 }

@@ -14,7 +14,7 @@ import { messageOf } from '../cli/errors.js';
 import { KubeApiError } from '../kube/errors.js';
 import { budgetFromStatus, isMultiplePdbError, isNamespaceTerminating, isTransientDrainError, type DryRun, type NodeApi } from './api.js';
 import { labelSelectorMatches } from './selector.js';
-import { podKey, type Pod } from './types.js';
+import { podKey, type Pod, type PodDisruptionBudget } from './types.js';
 
 export interface EvictConfig {
   /** Seconds; negative: each pod's own terminationGracePeriodSeconds. */
@@ -90,6 +90,7 @@ export async function evictPods(
   const records = new Map<string, EvictionRecord>();
   const waiting = new Map<string, { pod: Pod; since: number }>();
   const blockedBy = new Map<string, StuckPod>();
+  const pdbCache = new Map<string, { at: number; pdb: PodDisruptionBudget | undefined }>();
   let failure: EvictOutcome['failure'];
   if (opts.signal?.aborted) onOuterAbort();
 
@@ -113,11 +114,17 @@ export async function evictPods(
       if (stop.signal.aborted) return;
       try {
         const call = cfg.disableEviction ? api.deletePod.bind(api) : api.evict.bind(api);
-        await limit(() => call(pod, { gracePeriodSeconds: cfg.gracePeriodSeconds, dryRun: cfg.dryRun }));
+        // A request still queued when the drain stops is never sent.
+        const sent = await limit(async () => {
+          if (stop.signal.aborted) return false;
+          await call(pod, { gracePeriodSeconds: cfg.gracePeriodSeconds, dryRun: cfg.dryRun });
+          return true;
+        });
+        if (!sent) return;
         break;
       } catch (err) {
         if (stop.signal.aborted) return;
-        if (err instanceof KubeApiError && (err.status === 404 || (err.status === 409 && cfg.disableEviction))) {
+        if (err instanceof KubeApiError && (err.status === 404 || err.status === 409)) {
           // Gone already, or (409 on the UID precondition) replaced by a pod of the same name.
           const now = new Date().toISOString();
           records.set(key, { pod: key, uid: pod.metadata.uid ?? '', evictedAt: now, goneAt: now });
@@ -125,10 +132,11 @@ export async function evictPods(
           return;
         }
         if (err instanceof KubeApiError && err.status === 429) {
-          const stuck = await describeRefusal(api, pod, err);
+          transientSince = undefined;
+          const stuck = await describeRefusal(api, pod, err, pdbCache);
           blockedBy.set(key, stuck);
           if (cfg.dryRun === 'server') return; // a dry run reports the refusal instead of waiting
-          if (pastDeadline()) return fail('pdb', `Timed out evicting pod ${key}: ${stuck.reason}.`);
+          if (pastDeadline()) return fail(stuck.pdb ? 'pdb' : 'timeout', `Timed out evicting pod ${key}: ${stuck.reason}.`);
           if (attempt === 0 || Date.now() - lastReported > 30_000) {
             lastReported = Date.now();
             emit({ type: 'blocked', pod: key, message: `${stuck.reason}; retrying${cfg.deadline ? '' : ' (no --timeout: until interrupted)'}`, ...(stuck.pdb ? { pdb: stuck.pdb } : {}) });
@@ -138,8 +146,10 @@ export async function evictPods(
         }
         if (isNamespaceTerminating(err)) {
           // Eviction is refused in a namespace being deleted: the namespace controller deletes the
-          // pod; wait for that (kubectl does the same).
-          if (pod.metadata.deletionTimestamp) break;
+          // pod; once it is being deleted (or gone, or replaced), wait for it like any evicted pod.
+          transientSince = undefined;
+          const live = await api.getPod(pod.metadata.namespace ?? '', pod.metadata.name).catch(() => pod);
+          if (!live || live.metadata.uid !== pod.metadata.uid || live.metadata.deletionTimestamp) break;
           if (pastDeadline()) return fail('timeout', `Timed out evicting pod ${key}: its namespace is being deleted.`);
           await pause(1000);
           continue;
@@ -224,14 +234,20 @@ export async function evictPods(
 }
 
 /** The sentence for a 429: the PDB's name and counts from the answer, or from reading the PDB. */
-async function describeRefusal(api: NodeApi, pod: Pod, err: KubeApiError): Promise<StuckPod> {
+async function describeRefusal(api: NodeApi, pod: Pod, err: KubeApiError, cache: Map<string, { at: number; pdb: PodDisruptionBudget | undefined }>): Promise<StuckPod> {
   const key = podKey(pod);
   const ns = pod.metadata.namespace ?? '';
   const budget = budgetFromStatus(err.body);
   if (!budget) return { pod: key, reason: `the API server is throttling requests (429: ${err.message})` };
   const name = budget.name ?? (await coveringPdbs(api, pod).catch(() => []))[0]?.split('/')[1];
   if (!name) return { pod: key, reason: `a PodDisruptionBudget allows no disruptions (${err.message})` };
-  const pdb = await api.getPdb(ns, name).catch(() => undefined);
+  // Many pods retrying against one budget read it once every few seconds, not once per attempt.
+  const cached = cache.get(`${ns}/${name}`);
+  let pdb = cached && Date.now() - cached.at < 5000 ? cached.pdb : undefined;
+  if (!cached || Date.now() - cached.at >= 5000) {
+    pdb = await api.getPdb(ns, name).catch(() => undefined);
+    cache.set(`${ns}/${name}`, { at: Date.now(), pdb });
+  }
   const info: BudgetInfo = {
     name: `${ns}/${name}`,
     currentHealthy: pdb?.status?.currentHealthy ?? budget.current,

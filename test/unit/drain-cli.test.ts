@@ -67,6 +67,7 @@ describe('drain exit codes', () => {
     ['PDB timeout after some evictions', 1, { outcome: 'failed', nodes: [node('failed', 2)], failure: { kind: 'pdb', message: 'm', exitCode: 7 } }],
     ['second node failed', 3, { outcome: 'failed', nodes: [node('drained', 3), node('failed')], failure: { kind: 'error', message: 'm', exitCode: 1 } }],
     ['interrupted', 130, { outcome: 'failed', nodes: [node('drained', 3), node('failed')], failure: { kind: 'interrupted', message: 'm', exitCode: 130 } }],
+    ['PDB timeout, node left cordoned', 1, { outcome: 'failed', nodes: [{ ...node('failed'), after: 'cordoned' }], failure: { kind: 'pdb', message: 'm', exitCode: 7 } }],
     ['other failure', 1, { outcome: 'failed', nodes: [node('failed', 1)], failure: { kind: 'error', message: 'm', exitCode: 1 } }],
   ])('%s → exit %i', (_, code, report) => {
     expect(exitCodeOf(report)).toBe(code);

@@ -17,7 +17,9 @@ export default class NodeDrain extends BaseCommand<typeof NodeDrain> {
   * Nodes are cordoned and drained one at a time, not all cordoned first.
   * If a drain fails, times out or is interrupted, the node gets back the schedulability it had (a node cordoned before stays cordoned), unless --leave-cordoned. The report lists what was evicted, what remains and why; an eviction refused by a PodDisruptionBudget names it with its healthy counts.
 
-Exit codes: 0 drained; 7 blocked (pre-flight, a PDB, or pods the filters refuse) with nothing evicted; 3 some nodes drained before one failed; 4 unknown node; 1 other failures; 130 interrupted.`;
+The pre-flight lists nodes, pods, PodDisruptionBudgets, PersistentVolumeClaims, PersistentVolumes, DaemonSets and namespaces cluster-wide, so the credentials need list on those besides what kubectl drain needs (patch nodes, create pods/eviction).
+
+Exit codes: 0 drained; 7 blocked (pre-flight, a PDB, or pods the filters refuse) with nothing changed; 3 some nodes drained before one failed; 4 unknown node; 1 other failures; 130 interrupted.`;
   static override examples = [
     '<%= config.bin %> node drain worker-1 --ignore-daemonsets',
     '<%= config.bin %> node drain worker-1 worker-2 --ignore-daemonsets --delete-emptydir-data --timeout 15m',
@@ -37,7 +39,7 @@ Exit codes: 0 drained; 7 blocked (pre-flight, a PDB, or pods the filters refuse)
       'pod-selector': Flags.string({ summary: 'Only evict pods matching this label selector.' }),
       'skip-wait-for-delete-timeout': Flags.integer({ default: 0, min: 0, summary: 'Do not wait for pods deleted more than this many seconds ago; 0: wait for all.' }),
       'disable-eviction': Flags.boolean({ summary: 'DELETE pods instead of evicting them: PodDisruptionBudgets are bypassed.' }),
-      'chunk-size': Flags.integer({ default: 500, min: 1, summary: 'Pods per list request.' }),
+      'chunk-size': Flags.integer({ default: 500, min: 0, summary: 'Pods per list request; 0: one request.' }),
       concurrency: Flags.integer({ default: 50, min: 1, max: 500, summary: 'Eviction requests in flight at once.' }),
       'preflight-only': Flags.boolean({ summary: 'Run the pre-flight, print the blockers and change nothing.' }),
       'ignore-preflight': Flags.boolean({ summary: 'Drain even when the pre-flight finds blockers.', exclusive: ['preflight-only'] }),
