@@ -2,6 +2,7 @@ import type { Command } from '@oclif/core';
 import { NodeApi, type DryRun } from '../drain/api.js';
 import { cordonNodes, describeCordon, type CordonResult } from '../drain/cordon.js';
 import { BaseCommand } from './base-command.js';
+import { ExitCode } from './errors.js';
 import { kubeClientFromFlags } from './kube-flags.js';
 import { renderTable } from './output.js';
 
@@ -22,6 +23,11 @@ export abstract class SchedulabilityCommand<T extends typeof Command> extends Ba
           r.nodes.map((n) => [n.node, n.before, n.after, describeCordon(n).replace(/^node\/\S+ /, '')]),
         ),
       );
+      const failed = result.nodes.filter((n) => n.error);
+      if (failed.length > 0) {
+        for (const n of failed) this.logger.error(describeCordon(n));
+        process.exitCode = failed.length === result.nodes.length ? ExitCode.Failure : ExitCode.Partial;
+      }
       return result;
     } finally {
       client.close();

@@ -1,4 +1,4 @@
-import { NotFoundError, UsageError } from '../cli/errors.js';
+import { messageOf, NotFoundError, UsageError } from '../cli/errors.js';
 import type { DryRun, NodeApi } from './api.js';
 import type { Node } from './types.js';
 
@@ -10,6 +10,8 @@ export interface CordonResult {
   after: Schedulability;
   changed: boolean;
   dryRun: boolean;
+  /** Set when this node could not be changed; the others still were. */
+  error?: string;
 }
 
 export function schedulabilityOf(node: Node): Schedulability {
@@ -51,6 +53,7 @@ export async function setSchedulability(api: NodeApi, node: Node, cordon: boolea
 
 /** kubectl's wording: "node/a cordoned", "node/b already uncordoned", "(server dry run)". */
 export function describeCordon(r: CordonResult): string {
+  if (r.error) return `node/${r.node} not changed: ${r.error}`;
   const verb = r.after === 'cordoned' ? 'cordoned' : 'uncordoned';
   const dry = r.dryRun ? ' (dry run)' : '';
   return r.changed ? `node/${r.node} ${verb}${dry} (was ${r.before})` : `node/${r.node} already ${verb}${dry}`;
@@ -60,6 +63,13 @@ export function describeCordon(r: CordonResult): string {
 export async function cordonNodes(api: NodeApi, names: string[], selector: string | undefined, cordon: boolean, dryRun: DryRun = 'none'): Promise<CordonResult[]> {
   const nodes = await resolveNodes(api, names, selector);
   const results: CordonResult[] = [];
-  for (const node of nodes) results.push(await setSchedulability(api, node, cordon, dryRun));
+  for (const node of nodes) {
+    try {
+      results.push(await setSchedulability(api, node, cordon, dryRun));
+    } catch (err) {
+      const before = schedulabilityOf(node);
+      results.push({ node: node.metadata.name, before, after: before, changed: false, dryRun: dryRun !== 'none', error: messageOf(err) });
+    }
+  }
   return results;
 }

@@ -456,6 +456,44 @@ describe('node cordon, uncordon and bad input', () => {
     expect(await unschedulable(kube, a)).toBe(false);
   });
 
+  it('cordon of several nodes where one may not be changed: the others are, the table says which, exit 3', async () => {
+    const env = await newEnv('cordon-partial');
+    const { kube, namespace: ns } = env;
+    const [a, b] = (await env.createNodes([{ name: 'a' }, { name: 'b' }])).map((n) => n.metadata.name) as [string, string];
+    const role = `lifeboat-e2e-cordon-${randomBytes(3).toString('hex')}`;
+    await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: role },
+      rules: [
+        { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] },
+        { apiGroups: [''], resources: ['nodes'], verbs: ['patch'], resourceNames: [a] },
+      ],
+    });
+    try {
+      await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'cordoner' } });
+      await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: role },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: 'cordoner', namespace: ns }],
+      });
+      const kubeconfig = await serviceAccountKubeconfig(kube, ns, 'cordoner', join(dir, `cordoner-${ns}.kubeconfig`), { resource: 'nodes', verb: 'list' });
+      const res = await lifeboat(['node', 'cordon', a, b, '-o', 'json'], kubeconfig);
+      expect(res.code, res.stderr).toBe(3);
+      const nodes = (JSON.parse(res.stdout) as CordonCommandResult).nodes;
+      expect(nodes[0]).toMatchObject({ node: a, after: 'cordoned', changed: true });
+      expect(nodes[1]).toMatchObject({ node: b, after: 'schedulable', changed: false });
+      expect(nodes[1]!.error).toMatch(/forbidden/);
+      expect(await unschedulable(kube, a)).toBe(true);
+      expect(await unschedulable(kube, b)).toBe(false);
+    } finally {
+      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${role}`);
+      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`);
+    }
+  });
+
   it('a node cordoned before the drain stays cordoned, and the output says so', async () => {
     const env = await newEnv('precordoned');
     const { kube, namespace: ns } = env;

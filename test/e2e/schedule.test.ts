@@ -68,7 +68,7 @@ describe('schedule manifest', () => {
     const [node] = await env.createNodes([{ name: 'n1' }]);
     const write = await runCli(['node', 'cordon', node!.metadata.name, '--kubeconfig', saConfig]);
     expect(write.code).toBe(1);
-    expect(write.stderr).toMatch(/Error: .*forbidden.*cannot get resource "nodes"/);
+    expect(write.stderr).toMatch(/forbidden.*cannot get resource "nodes"/);
     expect(write.stderr).not.toMatch(/Internal error/);
   });
 
