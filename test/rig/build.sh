@@ -48,6 +48,8 @@ ensure_debian_packages() {
   command -v age >/dev/null 2>&1 || missing+=(age)
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  # An independent OpenMetrics parser for the tests of --metrics-file.
+  /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
   [ "${#missing[@]}" -eq 0 ] && return 0
 
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get; install them by hand"

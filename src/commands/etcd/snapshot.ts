@@ -9,6 +9,7 @@ import { byteProgress } from '../../cli/progress.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { takeSnapshot } from '../../snapshot/etcd/save.js';
 import type { BackupManifest } from '../../store/manifest.js';
+import { metricsFlags, withRunMetrics } from '../../cli/metrics.js';
 
 export default class EtcdSnapshot extends BaseCommand<typeof EtcdSnapshot> {
   static override summary = "Take an etcd snapshot and stream it, checked, compressed and optionally encrypted, into the store.";
@@ -24,12 +25,17 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
     ...etcdFlags,
     ...storeFlags,
     ...backupWriteFlags,
+    ...metricsFlags,
     ...withEnv({
       'stall-timeout': Flags.string({ default: '60s', summary: 'Fail when etcd sends nothing for this long (0 to wait forever).' }),
     }),
   };
 
-  async run(): Promise<BackupManifest> {
+  run(): Promise<BackupManifest> {
+    return withRunMetrics(this.flags['metrics-file'], 'etcd', () => this.snapshot(), (m) => ({ bytes: m.objects.reduce((n, o) => n + o.size, 0) }));
+  }
+
+  private async snapshot(): Promise<BackupManifest> {
     const f = this.flags;
     const connection = etcdConnectionFromFlags(f);
     const encryption = await encryptionFrom(f);

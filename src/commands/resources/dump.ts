@@ -5,6 +5,7 @@ import { withEnv } from '../../cli/env.js';
 import { ExitCode } from '../../cli/errors.js';
 import { filterFromFlags, resourceFilterFlags } from '../../cli/filter-flags.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
+import { metricsFlags, withRunMetrics } from '../../cli/metrics.js';
 import { formatBytes, renderTable } from '../../cli/output.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { dumpResources, type DumpResult } from '../../snapshot/resources/dump.js';
@@ -27,6 +28,7 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
     ...resourceFilterFlags,
     ...storeFlags,
     ...backupWriteFlags,
+    ...metricsFlags,
     ...withEnv({
       selector: Flags.string({ char: 'l', summary: 'Label selector applied to every list.', helpGroup: 'FILTERS' }),
       concurrency: Flags.integer({ min: 1, max: 32, default: 4, summary: 'Resources listed at once.' }),
@@ -34,7 +36,15 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
     }),
   };
 
-  async run(): Promise<DumpResult> {
+  run(): Promise<DumpResult> {
+    return withRunMetrics(this.flags['metrics-file'], 'resources', () => this.dump(), (r) => ({
+      bytes: r.manifest.objects.reduce((n, o) => n + o.size, 0),
+      objects: r.index.objects,
+      partial: r.partial,
+    }));
+  }
+
+  private async dump(): Promise<DumpResult> {
     const f = this.flags;
     const filter = filterFromFlags(f);
     const encryption = await encryptionFrom(f);
