@@ -1,9 +1,9 @@
-import { Decrypter, Encrypter } from 'age-encryption';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Duplex, Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { IntegrityError, NotFoundError, UsageError } from '../../cli/errors.js';
+import { Transform, type TransformCallback } from 'node:stream';
+import { IntegrityError, LifeboatError, NotFoundError, UsageError } from '../../cli/errors.js';
+import { headerLength, openHeader, sealHeader } from './age-header.js';
+import { PAYLOAD_NONCE_SIZE, PayloadOpener, PayloadSealer, payloadKey } from './age-stream.js';
 
 /** How to encrypt: age recipients (public keys), or a passphrase (age's scrypt recipient). */
 export type EncryptionConfig = { recipients: string[] } | { passphrase: string };
@@ -59,39 +59,115 @@ export async function readIdentityFile(path: string): Promise<string[]> {
   return ids;
 }
 
-/** An age-encrypting stream (binary format, opens with `age -d`). */
-export function encryptor(cfg: EncryptionConfig): Duplex {
-  const enc = new Encrypter();
-  if ('passphrase' in cfg) enc.setPassphrase(cfg.passphrase);
-  else {
-    validateRecipients(cfg.recipients);
-    for (const r of cfg.recipients) enc.addRecipient(r);
-  }
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const web = await enc.encrypt(Readable.toWeb(Readable.from(source)) as unknown as ReadableStream<Uint8Array>);
-    for await (const chunk of Readable.fromWeb(web as unknown as WebReadableStream<Uint8Array>)) yield Buffer.from(chunk as Uint8Array);
-  });
+/**
+ * An age-encrypting stream (binary format, opens with `age -d`): the header, the payload nonce,
+ * then the payload sealed chunk by chunk with node:crypto's ChaCha20-Poly1305.
+ */
+export function encryptor(cfg: EncryptionConfig): Transform {
+  if (!('passphrase' in cfg)) validateRecipients(cfg.recipients);
+  return new AgeEncrypt(cfg);
 }
 
 /** An age-decrypting stream; a wrong identity or passphrase, or altered bytes, fail with exit 5. */
-export function decryptor(cfg: DecryptionConfig): Duplex {
-  const dec = new Decrypter();
-  for (const id of cfg.identities) dec.addIdentity(id);
-  if (cfg.passphrase) dec.addPassphrase(cfg.passphrase);
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    let web;
-    try {
-      web = await dec.decrypt(Readable.toWeb(Readable.from(source)) as unknown as ReadableStream<Uint8Array>);
-      for await (const chunk of Readable.fromWeb(web as unknown as WebReadableStream<Uint8Array>)) yield Buffer.from(chunk as Uint8Array);
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      if (/no identity matched|incorrect passphrase|failed to decrypt|invalid|unexpected|mac|tag/i.test(msg)) {
-        throw new IntegrityError(`Cannot decrypt the backup: ${msg}.`, {
-          cause: err,
-          hint: 'Check --identity-file or --passphrase-file; a changed byte in an encrypted backup also fails here.',
-        });
-      }
-      throw err;
+export function decryptor(cfg: DecryptionConfig): Transform {
+  return new AgeDecrypt(cfg);
+}
+
+class AgeEncrypt extends Transform {
+  /** Wrapping the file key starts at once (scrypt takes a moment) and is awaited at the first byte. */
+  private readonly ready: Promise<{ header: Buffer; fileKey: Buffer }>;
+  private sealer: PayloadSealer | undefined;
+  private readonly pushOut = (b: Buffer) => void this.push(b);
+
+  constructor(cfg: EncryptionConfig) {
+    super();
+    this.ready = sealHeader(cfg);
+    this.ready.catch(() => undefined);
+  }
+
+  private async start(): Promise<PayloadSealer> {
+    const { header, fileKey } = await this.ready;
+    const nonce = randomBytes(PAYLOAD_NONCE_SIZE);
+    this.push(header);
+    this.push(nonce);
+    this.sealer = new PayloadSealer(payloadKey(fileKey, nonce));
+    return this.sealer;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.sealer) {
+      this.sealer.update(chunk, this.pushOut);
+      cb();
+      return;
     }
-  });
+    this.start().then((s) => (s.update(chunk, this.pushOut), cb()), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    (this.sealer ? Promise.resolve(this.sealer) : this.start()).then((s) => (s.final(this.pushOut), cb()), cb);
+  }
+}
+
+class AgeDecrypt extends Transform {
+  private head: Buffer = Buffer.alloc(0);
+  private opener: PayloadOpener | undefined;
+  private readonly pushOut = (b: Buffer) => void this.push(b);
+
+  constructor(private readonly cfg: DecryptionConfig) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      if (this.opener) {
+        this.opener.update(chunk, this.pushOut);
+        cb();
+        return;
+      }
+      this.head = this.head.length ? Buffer.concat([this.head, chunk]) : chunk;
+      const size = headerLength(this.head);
+      if (size === undefined || this.head.length < size + PAYLOAD_NONCE_SIZE) {
+        cb();
+        return;
+      }
+      const head = this.head;
+      this.head = Buffer.alloc(0);
+      openHeader(head.subarray(0, size), this.cfg.identities, this.cfg.passphrase).then((fileKey) => {
+        try {
+          this.opener = new PayloadOpener(payloadKey(fileKey, head.subarray(size, size + PAYLOAD_NONCE_SIZE)));
+          this.opener.update(head.subarray(size + PAYLOAD_NONCE_SIZE), this.pushOut);
+          cb();
+        } catch (err) {
+          cb(decryptionError(err));
+        }
+      }, (err: unknown) => cb(decryptionError(err)));
+    } catch (err) {
+      cb(decryptionError(err));
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (!this.opener) {
+      cb(new IntegrityError('The backup ends inside its age header: truncated or not age-encrypted.'));
+      return;
+    }
+    try {
+      this.opener.final(this.pushOut);
+      cb();
+    } catch (err) {
+      cb(decryptionError(err));
+    }
+  }
+}
+
+function decryptionError(err: unknown): Error {
+  if (err instanceof LifeboatError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/no identity matched|incorrect passphrase|failed to decrypt|invalid|unexpected|mac|tag|stanza|work factor/i.test(msg)) {
+    return new IntegrityError(`Cannot decrypt the backup: ${msg}.`, {
+      cause: err,
+      hint: 'Check --identity-file or --passphrase-file; a changed byte in an encrypted backup also fails here.',
+    });
+  }
+  return err instanceof Error ? err : new Error(msg);
 }
