@@ -1,4 +1,7 @@
-import { stringify } from 'yaml';
+import { createRequire } from 'node:module';
+
+/** yaml is loaded only when YAML is asked for. */
+const yaml = () => createRequire(import.meta.url)('yaml') as typeof import('yaml');
 
 export const OUTPUT_FORMATS = ['table', 'json', 'yaml'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -12,7 +15,7 @@ export function createPrinter(format: OutputFormat, write: (text: string) => voi
   return {
     print(result, table) {
       if (format === 'json') write(JSON.stringify(result, null, 2) + '\n');
-      else if (format === 'yaml') write(stringify(result, { lineWidth: 0 }));
+      else if (format === 'yaml') write(yaml().stringify(result, { lineWidth: 0 }));
       else {
         const text = table(result);
         if (text) write(text.endsWith('\n') ? text : text + '\n');

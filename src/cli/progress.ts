@@ -1,4 +1,4 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import { formatBytes } from './output.js';
 
 export interface ByteProgress {
@@ -9,6 +9,8 @@ export interface ByteProgress {
 /** A bytes-and-rate bar on stderr when stderr is a terminal; silent otherwise. */
 export function byteProgress(label: string, stream: NodeJS.WriteStream = process.stderr): ByteProgress {
   if (!stream.isTTY) return { update: () => undefined, stop: () => undefined };
+  // Loaded only when there is a terminal to draw on.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
     {

@@ -3,7 +3,6 @@ import { access } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { LifeboatError, NotFoundError } from '../cli/errors.js';
 
 export function freePort(): Promise<number> {
@@ -67,6 +66,7 @@ export async function startLocalEtcd(opts: { bin: string; dataDir: string; name:
     await gone;
     clearTimeout(t);
   };
+  const { Etcd3 } = await import('etcd3');
   const client = new Etcd3({ hosts: [endpoint], dialTimeout: 1000 });
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   try {

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { findExecutable, freePort, startLocalEtcd } from '../../etcd/local.js';
 import { BoltReader } from './bbolt.js';
 import { liveEntries, scanLiveKeys } from './inspect.js';
@@ -49,6 +48,7 @@ export async function snapshotDigest(path: string, signal?: AbortSignal): Promis
 
 /** Every key/value of a running etcd, read in pages. */
 export async function etcdDigest(endpoint: string, pageSize = 1000): Promise<ContentDigest> {
+  const { Etcd3 } = await import('etcd3');
   const client = new Etcd3({ hosts: [endpoint] });
   const h = new ContentHasher();
   try {

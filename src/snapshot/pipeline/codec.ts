@@ -1,7 +1,10 @@
+import { createRequire } from 'node:module';
 import { createGunzip, createGzip, constants as zlib } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
 import { UsageError } from '../../cli/errors.js';
+
+/** zstd-napi (a native addon) is loaded the first time zstd is used, not by every command. */
+const zstd = () => createRequire(import.meta.url)('zstd-napi') as typeof import('zstd-napi');
 
 export const CODECS = ['zstd', 'gzip', 'none'] as const;
 export type Codec = (typeof CODECS)[number];
@@ -23,7 +26,7 @@ export function compressor(codec: Codec, level?: number): Transform {
     case 'zstd':
       // One zstd worker thread with 1 MiB jobs: compression leaves the main thread, which keeps
       // receiving and hashing, for a few MiB of buffers (the default job size costs ~30 MB more).
-      return new CompressStream({ compressionLevel: level ?? 3, checksumFlag: true, nbWorkers: 1, jobSize: 1 << 20 });
+      return new (zstd().CompressStream)({ compressionLevel: level ?? 3, checksumFlag: true, nbWorkers: 1, jobSize: 1 << 20 });
     case 'gzip':
       return createGzip({ level: level ?? 1, chunkSize: 64 * 1024 });
     case 'none':
@@ -34,7 +37,7 @@ export function compressor(codec: Codec, level?: number): Transform {
 export function decompressor(codec: Codec): Transform {
   switch (codec) {
     case 'zstd':
-      return new DecompressStream();
+      return new (zstd().DecompressStream)();
     case 'gzip':
       return createGunzip({ chunkSize: 64 * 1024, finishFlush: zlib.Z_SYNC_FLUSH });
     case 'none':

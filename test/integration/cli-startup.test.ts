@@ -1,0 +1,33 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
+
+/** The CommonJS packages a fresh process has loaded after importing one built module. */
+async function packagesLoadedBy(module: string): Promise<string[]> {
+  const script = `
+    import { createRequire } from 'node:module';
+    await import(${JSON.stringify(DIST + module)});
+    const names = new Set();
+    for (const p of Object.keys(createRequire(import.meta.url).cache)) {
+      const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(p);
+      if (m) names.add(m[1]);
+    }
+    console.log(JSON.stringify([...names]));`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+  return JSON.parse(stdout) as string[];
+}
+
+describe('start-up cost of commands', () => {
+  // Each of these costs tens of milliseconds and megabytes to load; a command pays only for what it uses.
+  const lazy = ['etcd3', '@grpc/grpc-js', '@grpc/proto-loader', 'zstd-napi', 'yaml', 'cli-progress', '@aws-sdk/client-s3'];
+
+  it.each(['commands/etcd/snapshot.js', 'commands/etcd/status.js', 'commands/backups/list.js'])('importing %s loads no etcd client, zstd, YAML, progress bar or S3 SDK', async (module) => {
+    const loaded = await packagesLoadedBy(module);
+    expect(loaded).toContain('@oclif/core');
+    expect(loaded.filter((p) => lazy.includes(p))).toEqual([]);
+  });
+});
