@@ -148,17 +148,26 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
     const written = new Set<string>();
     let listRv = '';
     for (let restart = 0; ; restart++) {
-      let cont: string | undefined;
+      const fetchPage = (cont: string | undefined) => {
+        const p = pRetry(
+          () =>
+            client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] }>(collectionPath(r), {
+              query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
+              signal: opts.signal,
+            }),
+          { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error), ...(opts.signal ? { signal: opts.signal } : {}) },
+        );
+        // Awaited below, unless writing the previous page fails first.
+        p.catch(() => undefined);
+        return p;
+      };
       try {
-        do {
-          const page = await pRetry(
-            () =>
-              client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] }>(collectionPath(r), {
-                query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
-                signal: opts.signal,
-              }),
-            { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error), ...(opts.signal ? { signal: opts.signal } : {}) },
-          );
+        let next = fetchPage(undefined);
+        for (;;) {
+          const page = await next;
+          const cont = page.metadata?.continue || undefined;
+          // The API server prepares the next page while this one is written.
+          if (cont) next = fetchPage(cont);
           listRv = page.metadata?.resourceVersion ?? listRv;
           for (const item of page.items) {
             if (!filter.object(r, item)) continue;
@@ -169,8 +178,8 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
             objects++;
           }
           progress();
-          cont = page.metadata?.continue || undefined;
-        } while (cont);
+          if (!cont) break;
+        }
         break;
       } catch (err) {
         // 410 Gone: the continue token expired (the list took longer than etcd keeps history).

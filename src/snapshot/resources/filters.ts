@@ -75,7 +75,13 @@ export function compileFilter(config: ResourceFilterConfig): CompiledFilter {
     }
     return { selected: true };
   };
-  const namespace: CompiledFilter['namespace'] = (ns) => (allNamespaces || incNs(ns)) && !excNs(ns);
+  // Globs are matched once per namespace, not once per object.
+  const namespaces = new Map<string, boolean>();
+  const namespace: CompiledFilter['namespace'] = (ns) => {
+    let ok = namespaces.get(ns);
+    if (ok === undefined) namespaces.set(ns, (ok = (allNamespaces || incNs(ns)) && !excNs(ns)));
+    return ok;
+  };
   const object: CompiledFilter['object'] = (gr, obj) => {
     if (obj.metadata.labels?.[EXCLUDE_LABEL] === 'true') return false;
     const ns = obj.metadata.namespace;
