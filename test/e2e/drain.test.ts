@@ -460,26 +460,18 @@ describe('node cordon, uncordon and bad input', () => {
     const env = await newEnv('cordon-partial');
     const { kube, namespace: ns } = env;
     const [a, b] = (await env.createNodes([{ name: 'a' }, { name: 'b' }])).map((n) => n.metadata.name) as [string, string];
-    const role = `lifeboat-e2e-cordon-${randomBytes(3).toString('hex')}`;
-    await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: role },
-      rules: [
+    const user = await restrictedUser(
+      kube,
+      ns,
+      'cordoner',
+      [
         { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] },
         { apiGroups: [''], resources: ['nodes'], verbs: ['patch'], resourceNames: [a] },
       ],
-    });
+      { resource: 'nodes', verb: 'list' },
+    );
     try {
-      await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'cordoner' } });
-      await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: role },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-        subjects: [{ kind: 'ServiceAccount', name: 'cordoner', namespace: ns }],
-      });
-      const kubeconfig = await serviceAccountKubeconfig(kube, ns, 'cordoner', join(dir, `cordoner-${ns}.kubeconfig`), { resource: 'nodes', verb: 'list' });
+      const kubeconfig = user.kubeconfig;
       const res = await lifeboat(['node', 'cordon', a, b, '-o', 'json'], kubeconfig);
       expect(res.code, res.stderr).toBe(3);
       const nodes = (JSON.parse(res.stdout) as CordonCommandResult).nodes;
@@ -489,8 +481,7 @@ describe('node cordon, uncordon and bad input', () => {
       expect(await unschedulable(kube, a)).toBe(true);
       expect(await unschedulable(kube, b)).toBe(false);
     } finally {
-      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${role}`);
-      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`);
+      await user.cleanup();
     }
   });
 
@@ -529,36 +520,27 @@ describe('node cordon, uncordon and bad input', () => {
       async () => void (await createIn(kube, deployment(ns, 'app', 1, { pool: ns }))),
       () => waitPodsRunning(kube, ns, { app: 'app' }, 1),
     );
-    const role = `lifeboat-e2e-noevict-${randomBytes(3).toString('hex')}`;
-    await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: role },
-      rules: [
+    const user = await restrictedUser(
+      kube,
+      ns,
+      'drainer',
+      [
         { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'patch'] },
         { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims', 'persistentvolumes', 'namespaces'], verbs: ['get', 'list'] },
         { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get', 'list'] },
         { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list'] },
       ],
-    });
+      { resource: 'nodes', verb: 'patch' },
+    );
     try {
-      await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'drainer' } });
-      await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: role },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-        subjects: [{ kind: 'ServiceAccount', name: 'drainer', namespace: ns }],
-      });
-      const kubeconfig = await serviceAccountKubeconfig(kube, ns, 'drainer', join(dir, `drainer-${ns}.kubeconfig`), { resource: 'nodes', verb: 'patch' });
+      const kubeconfig = user.kubeconfig;
       const res = await lifeboat(['node', 'drain', w1, '-o', 'json'], kubeconfig);
       expect(res.code).toBe(1);
       expect(reportOf(res).failure?.message).toMatch(/Cannot evict pod .*forbidden.*pods\/eviction/);
       expect(await unschedulable(kube, w1)).toBe(false);
       expect(await listPods(kube, ns, { app: 'app' })).toHaveLength(1);
     } finally {
-      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${role}`);
-      await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`);
+      await user.cleanup();
     }
   });
 
@@ -599,6 +581,39 @@ describe('node cordon, uncordon and bad input', () => {
     expect(await unschedulable(kube, w1)).toBe(false);
   });
 });
+
+/**
+ * A ServiceAccount in `ns` bound to a new ClusterRole with `rules`; resolves with a kubeconfig for
+ * it (once RBAC lets it `ready`) and a function that deletes the cluster-scoped objects.
+ */
+async function restrictedUser(
+  kube: Kube,
+  ns: string,
+  name: string,
+  rules: unknown[],
+  ready: { resource: string; verb: string },
+): Promise<{ kubeconfig: string; cleanup: () => Promise<void> }> {
+  const role = `lifeboat-e2e-${name}-${randomBytes(3).toString('hex')}`;
+  const cleanup = async () => {
+    await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${role}`);
+    await kube.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${role}`);
+  };
+  try {
+    await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: role }, rules });
+    await kube.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
+    await kube.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: role },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    });
+    return { kubeconfig: await serviceAccountKubeconfig(kube, ns, name, join(dir, `${name}-${ns}.kubeconfig`), ready), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
 
 /** A TCP pass-through (TLS goes end to end) that can be taken down and brought back on the same port. */
 class TcpProxy {
