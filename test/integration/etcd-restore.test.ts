@@ -97,7 +97,10 @@ describe('etcd restore into a new data dir', () => {
 
   it('three members restored from one encrypted snapshot form a healthy cluster with the same keys', async () => {
     const names = ['m1', 'm2', 'm3'];
-    const peers = [await freePort(), await freePort(), await freePort()];
+    // Six distinct ports chosen up front: free ports picked one at a time may repeat once released.
+    const ports = new Set<number>();
+    while (ports.size < 6) ports.add(await freePort());
+    const [peers, clients] = [[...ports].slice(0, 3), [...ports].slice(3)];
     const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${peers[i]}`).join(',');
     for (const [i, name] of names.entries()) {
       const r = await runCli([
@@ -108,7 +111,7 @@ describe('etcd restore into a new data dir', () => {
       expect(r.code, r.stderr).toBe(0);
     }
     const members = await Promise.all(
-      names.map((name, i) => startEtcd({ version: '3.5', name, dataDir: join(dir, `dd-${name}`), peerPort: peers[i]!, initialCluster, initialClusterToken: 'restored' })),
+      names.map((name, i) => startEtcd({ version: '3.5', name, dataDir: join(dir, `dd-${name}`), peerPort: peers[i]!, clientPort: clients[i]!, initialCluster, initialClusterToken: 'restored' })),
     );
     try {
       for (const m of members) expect(await dumpEtcd(m.endpoint)).toEqual(original);
