@@ -27,8 +27,13 @@ export interface DrainConfig extends FilterOptions {
   chunkSize: number;
   dryRun: DryRun;
   concurrency: number;
-  /** run: stop before cordoning anything when it finds a blocker; only: just report; ignore: report and go on. */
-  preflight: 'run' | 'only' | 'ignore';
+  /**
+   * run: stop before cordoning anything when it finds a blocker; only: just report; ignore: report
+   * and go on; skip: no pre-flight (the caller ran it).
+   */
+  preflight: 'run' | 'only' | 'ignore' | 'skip';
+  /** The caller cordoned the nodes itself (and puts them back): no warning that they were cordoned before. */
+  cordonedByCaller?: boolean;
   leaveCordoned: boolean;
   pollIntervalMs?: number;
   /** How long an unreachable API server is waited out before the drain fails (default 30 s). */
@@ -74,7 +79,7 @@ export interface NodeDrainReport {
 
 export interface DrainReport {
   outcome: 'drained' | 'blocked' | 'failed' | 'preflight-only' | 'dry-run';
-  preflight?: PreflightResult;
+  preflight?: PreflightResult | undefined;
   nodes: NodeDrainReport[];
   failure?: { kind: FailureKind | 'refused'; message: string; exitCode: ExitCodeT };
 }
@@ -89,14 +94,14 @@ export async function drainNodes(
   const names = nodes.map((n) => n.metadata.name);
   const podSelector = cfg.podSelector ? parseLabelSelector(cfg.podSelector) : undefined;
 
-  const state = await api.clusterState(cfg.chunkSize);
   const { podSelector: _text, ...filterCfg } = cfg;
-  const pf = preflight(state, names, { ...filterCfg, ...(podSelector ? { podSelector } : {}) });
+  const pf = cfg.preflight === 'skip' ? undefined : preflight(await api.clusterState(cfg.chunkSize), names, { ...filterCfg, ...(podSelector ? { podSelector } : {}) });
   const notStarted = (): NodeDrainReport[] => nodes.map((n) => emptyReport(n.metadata.name, schedulabilityOf(n), 'not-started'));
   if (cfg.preflight === 'only') return { outcome: 'preflight-only', preflight: pf, nodes: notStarted() };
-  if (pf.blockers.length > 0 && cfg.preflight === 'run') return { outcome: 'blocked', preflight: pf, nodes: notStarted() };
+  if (pf && pf.blockers.length > 0 && cfg.preflight === 'run') return { outcome: 'blocked', preflight: pf, nodes: notStarted() };
 
   if (cfg.dryRun === 'client') {
+    if (!pf) throw new Error('a client dry run needs the pre-flight');
     // Nothing is sent: the plan is the pre-flight's (same filters, same pod lists).
     const reports = pf.nodes.map((p) => {
       const r = emptyReport(p.node, schedulabilityOf(nodes.find((n) => n.metadata.name === p.node)!), 'dry-run');
@@ -145,7 +150,7 @@ async function drainOne(
   given: Node,
   report: NodeDrainReport,
   cfg: DrainConfig,
-  pf: PreflightResult,
+  pf: PreflightResult | undefined,
   started: number,
   signal: AbortSignal | undefined,
   emit: (e: DrainEvent) => void,
@@ -160,7 +165,7 @@ async function drainOne(
   // A server dry run changes nothing: the node is as it was.
   report.after = cfg.dryRun === 'none' ? cordoned.after : report.before;
   emit({ node: name, type: 'cordon', result: cordoned, message: describeCordon(cordoned) });
-  if (report.before === 'cordoned') {
+  if (report.before === 'cordoned' && !cfg.cordonedByCaller) {
     const msg = `node ${name} was cordoned before this drain; it stays cordoned whatever happens`;
     report.warnings.push(msg);
     emit({ node: name, type: 'warning', message: msg });

@@ -26,6 +26,9 @@ import { logTail, makeTempDir, removeTempDir, spawnLogged, terminate } from './p
 
 const execFileP = promisify(execFile);
 
+/** Pods whose first container has this image never start: the simulated kubelet reports ErrImagePull. */
+export const UNPULLABLE_IMAGE = 'registry.invalid/lifeboat/unpullable:0';
+
 /** Nodes with this annotation (value "fake") are managed by the kwok controller. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 /** Pods annotated with this (value "true") take their whole grace period to terminate. */
@@ -335,6 +338,10 @@ ${notDeleting}    - jq:
         key: '.status.phase'
         operator: In
         values: ["Pending"]
+    - jq:
+        key: '.spec.containers[0].image'
+        operator: NotIn
+        values: ["${UNPULLABLE_IMAGE}"]
   steps:
   - patch:
       subresource: status
@@ -389,6 +396,41 @@ ${notDeleting}    - jq:
         {{ range . }}
         - ip: {{ . | Quote }}
         {{ end }}
+        {{ end }}
+`),
+    // ... unless its image cannot be pulled: the kubelet's ErrImagePull, and the pod stays Pending.
+    stage('lifeboat-pod-image-pull-error', 'Pod', `  selector:
+    matchExpressions:
+${notDeleting}    - jq:
+        key: '.status.phase'
+        operator: In
+        values: ["Pending"]
+    - jq:
+        key: '.spec.containers[0].image'
+        operator: In
+        values: ["${UNPULLABLE_IMAGE}"]
+    - jq:
+        key: '.status.containerStatuses'
+        operator: DoesNotExist
+  steps:
+  - patch:
+      subresource: status
+      root: status
+      template: |
+        {{ $now := Now }}
+        phase: Pending
+        conditions:
+        - { type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }} }
+        - { type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }} }
+        containerStatuses:
+        {{ range .spec.containers }}
+        - name: {{ .name | Quote }}
+          image: {{ .image | Quote }}
+          imageID: ""
+          ready: false
+          started: false
+          restartCount: 0
+          state: { waiting: { reason: ErrImagePull, message: {{ printf "failed to pull and unpack image %q: not found" .image | Quote }} } }
         {{ end }}
 `),
     // A Job's pod runs to completion.

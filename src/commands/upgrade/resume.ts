@@ -1,0 +1,57 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { parseDuration } from '../../cli/duration.js';
+import { withEnv } from '../../cli/env.js';
+import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
+import { actionFlags, actionFor, actionSpecFromFlags, journalFileFrom, upgradeStateFlags } from '../../cli/upgrade-flags.js';
+import { renderJournal, runEventLogger } from '../../cli/upgrade-run-report.js';
+import { resumeRun, type ResumeResult } from '../../upgrade/service.js';
+
+export default class UpgradeResume extends BaseCommand<typeof UpgradeResume> {
+  static override summary = 'Continue an upgrade run that failed, was interrupted or whose process died, from its journal.';
+  static override description = `Reads the run journal (the ConfigMap, or the local copy when it is newer), takes the lock (a lock held by this run's dead process on this host is taken over at once; one held elsewhere only once it expires), and goes on with the first node not done. Each node's real state is checked first: a node already Ready at the target only gets its uncordon and gates; any other node starts again from its cordon (cordon and drain are idempotent).
+
+The action, drain settings and timeouts are the run's own; --action, --job-image or --wait-external replace the action (e.g. after fixing a script path).
+
+Exit codes as \`upgrade run\`; 4 when there is no run journal.`;
+  static override examples = ['<%= config.bin %> upgrade resume', "<%= config.bin %> upgrade resume --action '/usr/local/bin/upgrade-node {node} {version}'"];
+  static override flags = {
+    ...kubeFlags,
+    ...actionFlags,
+    ...upgradeStateFlags,
+    ...withEnv({
+      'lock-duration': Flags.string({ default: '60s', summary: 'How long the lock outlives a holder that stops renewing it.' }),
+    }),
+  };
+
+  async run(): Promise<ResumeResult> {
+    const f = this.flags;
+    const given = actionSpecFromFlags(f, f.namespace);
+    const client = await kubeClientFromFlags(f);
+    try {
+      const result = await resumeRun(
+        {
+          client,
+          namespace: f.namespace,
+          journalFile: journalFileFrom(f, client.server),
+          lockDurationSeconds: Math.ceil(parseDuration(f['lock-duration'], '--lock-duration') / 1000),
+          signal: this.signal,
+          emit: runEventLogger(this.logger),
+        },
+        { actionSpec: given, action: async (runId) => actionFor(given ?? (await currentSpec()), client, runId) },
+      );
+      if (result.kind === 'finished') this.logger.info(`Run ${result.journal.runId} is ${result.journal.status}: nothing to resume.`);
+      this.printer.print(result.journal, (j) => renderJournal(j));
+      if (result.journal.failure && result.journal.status !== 'succeeded' && result.kind === 'run') this.logger.error(result.journal.failure.message);
+      process.exitCode = result.exitCode;
+      return result;
+    } finally {
+      client.close();
+    }
+
+    async function currentSpec() {
+      const { loadRun } = await import('../../upgrade/service.js');
+      return (await loadRun({ client, namespace: f.namespace, journalFile: journalFileFrom(f, client.server) })).journal.settings.action;
+    }
+  }
+}

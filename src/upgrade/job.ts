@@ -1,0 +1,143 @@
+/**
+ * The Job action: a Job pinned to the node (spec.nodeName, so the scheduler and the cordon do
+ * not stand in the way; tolerating every taint), one attempt, whose success is the action's.
+ * A pod that cannot start (image pull, bad config) fails the action at once with the pod's
+ * reason instead of waiting out the timeout. A failed Job is kept for `kubectl logs`.
+ */
+import { createHash } from 'node:crypto';
+import type { KubeClient } from '../kube/client.js';
+import { KubeApiError } from '../kube/errors.js';
+import { ActionError, substitute, type ActionContext, type ActionSpec, type NodeAction } from './actions.js';
+
+type JobSpec = Extract<ActionSpec, { kind: 'job' }>;
+
+interface ContainerState {
+  waiting?: { reason?: string; message?: string };
+  terminated?: { exitCode?: number; reason?: string; message?: string };
+}
+
+interface JobPod {
+  metadata: { name: string };
+  status?: { phase?: string; reason?: string; message?: string; containerStatuses?: { name: string; state?: ContainerState }[] };
+}
+
+interface Job {
+  metadata: { name: string; namespace: string };
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+}
+
+/** Waiting reasons that will not fix themselves while the Job waits. */
+const STUCK_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+export const JOB_LABEL_NODE = 'lifeboat.io/upgrade-node';
+
+export function jobName(node: string, now = Date.now()): string {
+  const h = createHash('sha256').update(node).digest('hex').slice(0, 8);
+  return `lifeboat-upgrade-${h}-${now.toString(36)}`;
+}
+
+export function buildJob(spec: JobSpec, ctx: { node: string; version: string; name: string; runId?: string | undefined }): Record<string, unknown> {
+  const labels = { 'app.kubernetes.io/managed-by': 'lifeboat', [JOB_LABEL_NODE]: ctx.node.slice(0, 63), ...(ctx.runId ? { 'lifeboat.io/upgrade-run': ctx.runId } : {}) };
+  const command = spec.command ? substitute(spec.command, ctx) : undefined;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: ctx.name, namespace: spec.namespace, labels },
+    spec: {
+      backoffLimit: 0,
+      ...(spec.timeoutMs > 0 ? { activeDeadlineSeconds: Math.ceil(spec.timeoutMs / 1000) } : {}),
+      ttlSecondsAfterFinished: 86_400,
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeName: ctx.node,
+          restartPolicy: 'Never',
+          tolerations: [{ operator: 'Exists' }],
+          ...(spec.hostPID ? { hostPID: true } : {}),
+          containers: [
+            {
+              name: 'upgrade',
+              image: spec.image,
+              ...(command ? { command } : {}),
+              env: [
+                { name: 'LIFEBOAT_NODE', value: ctx.node },
+                { name: 'LIFEBOAT_VERSION', value: ctx.version },
+              ],
+              ...(spec.privileged ? { securityContext: { privileged: true } } : {}),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Why a pod of the Job cannot succeed, if it says so. */
+export function podFailure(pod: JobPod): string | undefined {
+  for (const c of pod.status?.containerStatuses ?? []) {
+    const w = c.state?.waiting;
+    if (w?.reason && STUCK_REASONS.has(w.reason)) return `pod ${pod.metadata.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`;
+    const t = c.state?.terminated;
+    if (t && t.exitCode !== 0) return `pod ${pod.metadata.name}: container ${c.name} exited with code ${t.exitCode ?? '?'}${t.reason ? ` (${t.reason})` : ''}${t.message ? `: ${t.message}` : ''}`;
+  }
+  if (pod.status?.phase === 'Failed') return `pod ${pod.metadata.name} failed${pod.status.reason ? `: ${pod.status.reason}` : ''}${pod.status.message ? ` (${pod.status.message})` : ''}`;
+  return undefined;
+}
+
+export class JobAction implements NodeAction {
+  constructor(
+    readonly spec: JobSpec,
+    private readonly client: KubeClient,
+    private readonly opts: { runId?: string; pollIntervalMs?: number } = {},
+  ) {}
+
+  describe(): string {
+    return `Job with image ${this.spec.image} in namespace ${this.spec.namespace}`;
+  }
+
+  async run(ctx: ActionContext): Promise<void> {
+    const name = jobName(ctx.node);
+    const base = `/apis/batch/v1/namespaces/${this.spec.namespace}/jobs`;
+    await this.client.request(base, { method: 'POST', body: buildJob(this.spec, { node: ctx.node, version: ctx.version, name, runId: this.opts.runId }), signal: ctx.signal });
+    ctx.output?.(`created Job ${this.spec.namespace}/${name} on node ${ctx.node}`);
+    const deadline = this.spec.timeoutMs > 0 ? Date.now() + this.spec.timeoutMs + 30_000 : Infinity;
+    const interval = this.opts.pollIntervalMs ?? 1000;
+    let lastPhase = '';
+    for (;;) {
+      if (ctx.signal?.aborted) throw new ActionError(`Interrupted while Job ${this.spec.namespace}/${name} was running on node ${ctx.node}; the Job was left as it is.`);
+      let job: Job;
+      try {
+        job = await this.client.request<Job>(`${base}/${name}`, { signal: ctx.signal });
+      } catch (err) {
+        if (err instanceof KubeApiError && err.status === 404) throw new ActionError(`Job ${this.spec.namespace}/${name} was deleted before it finished.`);
+        throw err;
+      }
+      const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+      if (cond('Complete')) return;
+      const pods = await this.client.request<{ items: JobPod[] }>(`/api/v1/namespaces/${this.spec.namespace}/pods`, { query: { labelSelector: `job-name=${name}` }, signal: ctx.signal });
+      const failed = cond('Failed');
+      for (const pod of pods.items) {
+        const why = podFailure(pod);
+        if (why) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${why}. The Job is kept for inspection.`);
+        const phase = pod.status?.phase ?? '';
+        if (phase !== lastPhase) ctx.output?.(`pod ${pod.metadata.name}: ${phase}`);
+        lastPhase = phase;
+      }
+      if (failed) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${failed.reason ?? ''}${failed.message ? ` (${failed.message})` : ''}. The Job is kept for inspection.`);
+      if (Date.now() > deadline) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} did not finish in time.`);
+      await sleep(interval, ctx.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
