@@ -23,7 +23,12 @@ export type ActionSpec =
 export interface ActionContext {
   node: string;
   version: string;
+  /** The run and the node's attempt: a Job's name is made from them. */
+  runId?: string;
+  attempt?: number;
   signal?: AbortSignal | undefined;
+  /** Called with the pid of a local process once it started. */
+  onStart?: ((pid: number) => void) | undefined;
   /** One line of the action's output (or of its pod's state). */
   output?: ((line: string) => void) | undefined;
 }
@@ -89,7 +94,16 @@ const TAIL_LINES = 20;
 export function runProcess(argv: string[], ctx: ActionContext & { timeoutMs: number; what: string; env?: Record<string, string> }): Promise<void> {
   return new Promise((resolve, reject) => {
     const [file, ...args] = argv as [string, ...string[]];
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...ctx.env } });
+    // Its own process group, so a timeout or an interrupt stops the children of a script too.
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...ctx.env }, detached: true });
+    if (child.pid) ctx.onStart?.(child.pid);
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        child.kill(sig);
+      }
+    };
     const tail: string[] = [];
     const onLine = (line: string) => {
       tail.push(line);
@@ -112,8 +126,8 @@ export function runProcess(argv: string[], ctx: ActionContext & { timeoutMs: num
     const kill = (why: string) => {
       if (killedFor) return;
       killedFor = why;
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      signalGroup('SIGTERM');
+      setTimeout(() => signalGroup('SIGKILL'), 10_000).unref();
     };
     const timer = ctx.timeoutMs > 0 ? setTimeout(() => kill(`timed out after ${Math.round(ctx.timeoutMs / 1000)}s`), ctx.timeoutMs) : undefined;
     const onAbort = () => kill('interrupted');

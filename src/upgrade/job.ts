@@ -31,9 +31,10 @@ const STUCK_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImage
 
 export const JOB_LABEL_NODE = 'lifeboat.io/upgrade-node';
 
-export function jobName(node: string, now = Date.now()): string {
-  const h = createHash('sha256').update(node).digest('hex').slice(0, 8);
-  return `lifeboat-upgrade-${h}-${now.toString(36)}`;
+/** One name per run, node and attempt: a resume finds the Job of an attempt that was cut short. */
+export function jobName(node: string, runId = '', attempt = 1): string {
+  const h = createHash('sha256').update(`${runId}/${node}`).digest('hex').slice(0, 10);
+  return `lifeboat-upgrade-${h}-${attempt}`;
 }
 
 export function buildJob(spec: JobSpec, ctx: { node: string; version: string; name: string; runId?: string | undefined }): Record<string, unknown> {
@@ -96,25 +97,39 @@ export class JobAction implements NodeAction {
   }
 
   async run(ctx: ActionContext): Promise<void> {
-    const name = jobName(ctx.node);
+    const name = jobName(ctx.node, ctx.runId ?? this.opts.runId, ctx.attempt);
     const base = `/apis/batch/v1/namespaces/${this.spec.namespace}/jobs`;
-    await this.client.request(base, { method: 'POST', body: buildJob(this.spec, { node: ctx.node, version: ctx.version, name, runId: this.opts.runId }), signal: ctx.signal });
-    ctx.output?.(`created Job ${this.spec.namespace}/${name} on node ${ctx.node}`);
+    try {
+      await this.client.request(base, { method: 'POST', body: buildJob(this.spec, { node: ctx.node, version: ctx.version, name, runId: ctx.runId ?? this.opts.runId }), signal: ctx.signal });
+      ctx.output?.(`created Job ${this.spec.namespace}/${name} on node ${ctx.node}`);
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+      // This attempt's Job exists: a resume after a crash; follow it instead of starting another.
+      ctx.output?.(`following Job ${this.spec.namespace}/${name}, started before`);
+    }
     const deadline = this.spec.timeoutMs > 0 ? Date.now() + this.spec.timeoutMs + 30_000 : Infinity;
     const interval = this.opts.pollIntervalMs ?? 1000;
     let lastPhase = '';
     for (;;) {
-      if (ctx.signal?.aborted) throw new ActionError(`Interrupted while Job ${this.spec.namespace}/${name} was running on node ${ctx.node}; the Job was left as it is.`);
+      if (ctx.signal?.aborted) {
+        // Nothing keeps upgrading the node behind an interrupted run's back.
+        await this.client.request(`${base}/${name}`, { method: 'DELETE', body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' } }).catch(() => undefined);
+        throw new ActionError(`Interrupted while Job ${this.spec.namespace}/${name} was running on node ${ctx.node}; the Job was deleted.`);
+      }
       let job: Job;
       try {
         job = await this.client.request<Job>(`${base}/${name}`, { signal: ctx.signal });
       } catch (err) {
+        if (ctx.signal?.aborted) continue;
         if (err instanceof KubeApiError && err.status === 404) throw new ActionError(`Job ${this.spec.namespace}/${name} was deleted before it finished.`);
         throw err;
       }
       const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
       if (cond('Complete')) return;
-      const pods = await this.client.request<{ items: JobPod[] }>(`/api/v1/namespaces/${this.spec.namespace}/pods`, { query: { labelSelector: `job-name=${name}` }, signal: ctx.signal });
+      const pods = await this.client.request<{ items: JobPod[] }>(`/api/v1/namespaces/${this.spec.namespace}/pods`, { query: { labelSelector: `job-name=${name}` }, signal: ctx.signal }).catch((err: unknown) => {
+        if (ctx.signal?.aborted) return { items: [] as JobPod[] };
+        throw err;
+      });
       const failed = cond('Failed');
       for (const pod of pods.items) {
         const why = podFailure(pod);

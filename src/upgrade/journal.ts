@@ -42,6 +42,11 @@ export interface JournalNode {
   /** Seconds spent in each finished phase. */
   durations: Partial<Record<Phase, number>>;
   evicted?: number;
+  /** Action attempts so far (a Job's name carries it, so a resume adopts the Job of an attempt cut short). */
+  attempt?: number;
+  /** The running action's process, while it runs. */
+  actionPid?: number;
+  actionHost?: string;
   /** Set while the node's last attempt failed. */
   error?: { phase: Phase; message: string; at: string };
   /** Set when resume found the node's work already done (e.g. the kubelet already at the target). */
@@ -176,15 +181,26 @@ export class JournalStore {
     return undefined;
   }
 
+  /** Writes the local copy only (the cluster's may belong to another run now). */
+  async saveLocal(j: RunJournal): Promise<void> {
+    j.seq += 1;
+    j.updatedAt = new Date().toISOString();
+    await this.writeLocal(JSON.stringify(j, null, 2) + '\n');
+  }
+
+  private async writeLocal(text: string): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, text, { mode: 0o600 });
+    await rename(tmp, this.file);
+  }
+
   /** Writes both copies; a journal the cluster cannot take after clusterRetryMs is an error (the local copy is written). */
   async save(j: RunJournal): Promise<void> {
     j.seq += 1;
     j.updatedAt = new Date().toISOString();
     const text = JSON.stringify(j, null, 2) + '\n';
-    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, text, { mode: 0o600 });
-    await rename(tmp, this.file);
+    await this.writeLocal(text);
     const retries = Math.max(0, Math.floor(this.clusterRetryMs / 2000));
     try {
       await pRetry(() => this.writeCluster(text), {

@@ -4,6 +4,7 @@
  * stopped renewing loses the lock once the lease expires; a holder that was this host's process
  * and is gone (killed, crashed) is taken over at once by a resume of the same run.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { BlockedError, LifeboatError, messageOf } from '../cli/errors.js';
 import type { KubeClient } from '../kube/client.js';
@@ -59,8 +60,25 @@ export function leaseExpired(spec: Lease['spec'], now: Date): boolean {
   return renewed + (spec.leaseDurationSeconds ?? 0) * 1000 < now.getTime();
 }
 
+/**
+ * This machine: its host name and the start of its machine id, so that two machines (or
+ * containers) with the same host name are never taken for one another.
+ */
+export function hostId(): string {
+  let id = '';
+  for (const f of ['/etc/machine-id', '/proc/sys/kernel/random/boot_id']) {
+    try {
+      id = readFileSync(f, 'utf8').trim().replace(/-/g, '').slice(0, 12);
+      if (id) break;
+    } catch {
+      // next
+    }
+  }
+  return id ? `${hostname()}@${id}` : hostname();
+}
+
 /** A process of this host that no longer exists. */
-export function isDeadLocalHolder(h: Holder | undefined, host = hostname()): boolean {
+export function isDeadLocalHolder(h: Holder | undefined, host = hostId()): boolean {
   if (!h || h.host !== host) return false;
   if (h.pid === process.pid) return false;
   try {
@@ -76,14 +94,17 @@ export class LeaseLock {
   private lease: Lease | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  private renewing: Promise<void> | undefined;
+  private lostReason: string | undefined;
+  private readonly listeners: ((reason: string) => void)[] = [];
 
   constructor(
     private readonly client: KubeClient,
     readonly namespace: string,
     readonly runId: string,
-    readonly durationSeconds = 60,
+    readonly durationSeconds = 120,
   ) {
-    this.identity = formatHolder({ host: hostname(), pid: process.pid, runId });
+    this.identity = formatHolder({ host: hostId(), pid: process.pid, runId });
   }
 
   private get path(): string {
@@ -147,42 +168,59 @@ export class LeaseLock {
   }
 
   /**
-   * Renews every third of the duration until release(). `onLost` is called once when the lease
-   * was taken by someone else, or could not be renewed before it expired.
+   * Renews every third of the duration until release(). The lock counts as lost when the lease
+   * turns out to be held by someone else, or when it could not be renewed for two thirds of its
+   * duration (past that, another host may take it once it expires: this run must stop first).
    */
-  startRenewing(onLost: (reason: string) => void): void {
-    const every = Math.max(1000, (this.durationSeconds * 1000) / 3);
-    let busy = false;
-    let lost = false;
+  startRenewing(): void {
+    if (this.timer) return;
+    const every = Math.max(500, (this.durationSeconds * 1000) / 3);
+    this.lastRenew = Date.now();
     this.timer = setInterval(() => {
-      if (busy || lost) return;
-      busy = true;
-      this.renew()
+      if (this.renewing || this.lostReason) return;
+      this.renewing = this.renew(every)
         .catch((err: unknown) => {
-          if (err instanceof LockLostError || Date.now() - this.lastRenew > this.durationSeconds * 1000) {
-            lost = true;
-            onLost(err instanceof LockLostError ? err.message : `the lock could not be renewed for ${this.durationSeconds}s (${messageOf(err)})`);
+          if (err instanceof LockLostError) this.markLost(err.message);
+          else if (Date.now() - this.lastRenew > (this.durationSeconds * 1000 * 2) / 3) {
+            this.markLost(`the lock could not be renewed for ${Math.round((Date.now() - this.lastRenew) / 1000)}s (${messageOf(err)}); another run may take it once it expires`);
           }
         })
         .finally(() => {
-          busy = false;
+          this.renewing = undefined;
         });
     }, every);
     this.timer.unref();
   }
 
-  async renew(): Promise<void> {
+  /** Why the lock was lost, once it was. */
+  get lost(): string | undefined {
+    return this.lostReason;
+  }
+
+  /** Calls fn once when the lock is lost (at once if it already is). */
+  onLost(fn: (reason: string) => void): void {
+    if (this.lostReason) fn(this.lostReason);
+    else this.listeners.push(fn);
+  }
+
+  private markLost(reason: string): void {
+    if (this.lostReason) return;
+    this.lostReason = reason;
+    for (const fn of this.listeners.splice(0)) fn(reason);
+  }
+
+  async renew(timeoutMs?: number): Promise<void> {
     const rv = this.lease?.metadata.resourceVersion;
     try {
       const spec = { ...this.lease?.spec, holderIdentity: this.identity, leaseDurationSeconds: this.durationSeconds, renewTime: microTime(new Date()) };
-      this.lease = await this.client.request<Lease>(this.path, { method: 'PUT', body: { ...this.leaseBody(rv, new Date(), 0), spec } });
+      this.lease = await this.client.request<Lease>(this.path, { method: 'PUT', body: { ...this.leaseBody(rv, new Date(), 0), spec }, ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}) });
       this.lastRenew = Date.now();
     } catch (err) {
       if (err instanceof KubeApiError && (err.status === 409 || err.status === 404)) {
         const now = await this.read();
         if (now?.spec.holderIdentity === this.identity) {
           this.lease = now;
-          return this.renew();
+          return this.renew(timeoutMs);
         }
         throw new LockLostError(`the upgrade lock was taken by ${now?.spec.holderIdentity || 'nobody (deleted)'}`);
       }
@@ -190,32 +228,40 @@ export class LeaseLock {
     }
   }
 
-  stopRenewing(): void {
+  /** Stops renewing, waiting for a renewal in flight. */
+  async stopRenewing(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    await this.renewing;
   }
 
   /** Gives the lock up (deletes the Lease if it is still ours). */
   async release(): Promise<void> {
-    this.stopRenewing();
-    const lease = await this.read();
-    if (!lease || lease.spec.holderIdentity !== this.identity) return;
-    await this.deleteLease(lease);
+    await this.stopRenewing();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const lease = await this.read();
+      if (!lease || lease.spec.holderIdentity !== this.identity) return;
+      if (await this.deleteLease(lease)) return;
+    }
   }
 
   /** Deletes the Lease whoever holds it (upgrade abort). */
   async breakLock(): Promise<string | undefined> {
+    await this.stopRenewing();
     const lease = await this.read();
     if (!lease) return undefined;
     await this.deleteLease(lease);
     return lease.spec.holderIdentity ?? undefined;
   }
 
-  private async deleteLease(lease: Lease): Promise<void> {
+  /** false: the lease changed since it was read (409). */
+  private async deleteLease(lease: Lease): Promise<boolean> {
     try {
       await this.client.request(this.path, { method: 'DELETE', body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { resourceVersion: lease.metadata.resourceVersion } } });
+      return true;
     } catch (err) {
-      if (err instanceof KubeApiError && (err.status === 404 || err.status === 409)) return;
+      if (err instanceof KubeApiError && err.status === 404) return true;
+      if (err instanceof KubeApiError && err.status === 409) return false;
       throw err;
     }
   }

@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +25,7 @@ import {
   placeOn,
   podDisruptionBudget,
   serviceAccountKubeconfig,
+  TcpProxy,
   waitFor,
   waitPdb,
   waitPodsRunning,
@@ -614,38 +614,3 @@ async function restrictedUser(
     throw err;
   }
 }
-
-/** A TCP pass-through (TLS goes end to end) that can be taken down and brought back on the same port. */
-class TcpProxy {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  constructor(
-    private readonly host: string,
-    private readonly port: number,
-  ) {}
-
-  start(listenPort = 0): Promise<number> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.port, this.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listenPort, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
-    });
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-

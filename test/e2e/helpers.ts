@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -720,3 +721,38 @@ export async function serviceAccountKubeconfig(
   });
   return file;
 }
+
+/** A TCP pass-through (TLS goes end to end) that can be taken down and brought back on the same port. */
+export class TcpProxy {
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {}
+
+  start(listenPort = 0): Promise<number> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.port, this.host);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listenPort, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+

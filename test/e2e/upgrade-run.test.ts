@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { RunJournal } from '../../src/upgrade/journal.js';
 import { UNPULLABLE_IMAGE } from '../rig/kube.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
@@ -22,6 +23,7 @@ import {
   listPods,
   podDisruptionBudget,
   POOL_LABEL,
+  TcpProxy,
   waitFor,
   waitPdb,
   waitPodsRunning,
@@ -105,8 +107,8 @@ function lifeboat(args: string[], opts: { env?: Record<string, string>; timeoutM
   return runCli(args, { timeoutMs: opts.timeoutMs ?? 240_000, ...(opts.env ? { env: opts.env } : {}) });
 }
 
-function runArgs(s: Scenario, extra: string[]): string[] {
-  return ['upgrade', 'run', '--to', TO, '-l', `${POOL_LABEL}=${s.ns}`, '--ignore-daemonsets', '--skip-snapshot', '--gate-timeout', '60s', '--wait-timeout', '60s', ...s.common, ...extra];
+function runArgs(s: Scenario, extra: string[], common = s.common): string[] {
+  return ['upgrade', 'run', '--to', TO, '-l', `${POOL_LABEL}=${s.ns}`, '--ignore-daemonsets', '--skip-snapshot', '--gate-timeout', '60s', '--wait-timeout', '60s', ...common, ...extra];
 }
 
 function journalOf(r: CliResult): RunJournal {
@@ -225,7 +227,7 @@ describe('upgrade run', () => {
     const s = await scenario('upgrade-kill', 3);
     const child: ChildProcess = spawn(process.execPath, [CLI, ...runArgs(s, ['--action', `${upgradeScript} {node} {version}`])], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UPGRADE_DELAY: '4' },
+      env: { ...process.env, UPGRADE_DELAY: '12' },
     });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -262,15 +264,37 @@ describe('upgrade run', () => {
 
     const status = await lifeboat(['upgrade', 'status', ...s.common, '-o', 'json']);
     expect(status.code).toBe(0);
-    expect((JSON.parse(status.stdout) as { journal: RunJournal }).journal.nodes[0]!.phase).toBe('done');
+    const journal = (JSON.parse(status.stdout) as { journal: RunJournal }).journal;
+    expect(journal.nodes[0]!.phase).toBe('done');
+    const actionPid = journal.nodes[1]!.actionPid;
+    expect(actionPid).toBeGreaterThan(0);
+
+    // The killed run's action (its own process group) still runs: resume refuses, touching nothing.
+    const early = await lifeboat(['upgrade', 'resume', ...s.common]);
+    expect(early.code, early.stderr.slice(-3000)).toBe(7);
+    expect(early.stderr).toContain(`still running (pid ${actionPid})`);
+    // It took the dead process's lock at once (and gave it back).
+    expect(early.stderr).toContain('took over the lock');
+    expect(await lease(s)).toBeUndefined();
+    expect((await s.env.kube.get<Node>(`/api/v1/nodes/${second}`)).spec.unschedulable).toBe(true);
+    await waitFor('the orphaned action to end', async () => {
+      try {
+        process.kill(actionPid!, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, { timeoutMs: 30_000 });
 
     // Resume takes over the dead process's lock at once and finishes.
     const resumed = await lifeboat(['upgrade', 'resume', ...s.common, '-o', 'json'], { env: { UPGRADE_DELAY: '1' } });
     expect(resumed.code, resumed.stderr.slice(-3000)).toBe(0);
-    expect(resumed.stderr).toContain('took over the lock');
     const j = journalOf(resumed);
     expect(j.status).toBe('succeeded');
     expect(j.history.some((h) => h.event.startsWith('resumed by'))).toBe(true);
+    // That action had upgraded the node: it was not run again.
+    expect(j.nodes[1]!.note).toMatch(/found Ready at v1.36.3 on resume/);
+    expect(resumed.stderr).not.toContain(`upgrading ${second}`);
     for (const n of await nodesOf(s)) {
       expect(version(n)).toBe(TO);
       expect(n.spec.unschedulable ?? false).toBe(false);
@@ -307,6 +331,12 @@ describe('upgrade run', () => {
 
     const table = await lifeboat(['upgrade', 'status', ...s.common]);
     expect(table.stdout).toContain(`Stopped at node ${first!.node} (action)`);
+
+    // From a machine without the run's local journal copy, the ConfigMap alone does not choose the command.
+    const elsewhere = await lifeboat(['upgrade', 'resume', ...s.common.map((a) => (a === s.journalFile ? join(dir, 'elsewhere.json') : a))]);
+    expect(elsewhere.code, elsewhere.stderr).toBe(2);
+    expect(elsewhere.stderr).toContain('give its action again');
+    expect(await lease(s)).toBeUndefined();
 
     const resumed = await lifeboat(['upgrade', 'resume', ...s.common, '--action', `${upgradeScript} {node} {version}`, '-o', 'json']);
     expect(resumed.code, resumed.stderr.slice(-3000)).toBe(0);
@@ -371,6 +401,48 @@ describe('upgrade run', () => {
     const n = journalOf(r).nodes[0]!;
     expect(n.phase).toBe('done');
     expect(n.durations.wait ?? 0).toBeGreaterThanOrEqual(1.5);
+  });
+
+  it('the API server lost mid-run: the run stops resumably with the node put back; resume goes on without running the action again', async () => {
+    const s = await scenario('upgrade-outage', 2);
+    const [first] = s.nodes as [string, string];
+    const target = new URL(s.env.kube.server);
+    const proxy = new TcpProxy(target.hostname, Number(target.port));
+    const port = await proxy.start();
+    const cfg = parseYaml(await readFile(ctx.kubeconfig, 'utf8')) as { clusters: { cluster: { server: string } }[] };
+    for (const c of cfg.clusters) c.cluster.server = `https://127.0.0.1:${port}`;
+    const proxied = join(dir, `${s.ns}.kubeconfig`);
+    await writeFile(proxied, stringifyYaml(cfg), { mode: 0o600 });
+    const common = s.common.map((a) => (a === ctx.kubeconfig ? proxied : a));
+    try {
+      // The action (which reaches the API server directly) upgrades the node while lifeboat cannot reach it.
+      const running = lifeboat(runArgs(s, ['--action', `${upgradeScript} {node} {version}`, '--api-retry-timeout', '5s', '-o', 'json'], common), { env: { UPGRADE_DELAY: '4' } });
+      await waitFor('the first node to be in its action', async () => (await clusterJournal(s))?.nodes[0]?.phase === 'action', { timeoutMs: 120_000, intervalMs: 200 });
+      await proxy.stop();
+      await new Promise((r) => setTimeout(r, 15_000));
+      await proxy.start(port);
+      const r = await running;
+      expect(r.code, r.stderr.slice(-3000)).toBe(1);
+      const local = JSON.parse(await readFile(s.journalFile, 'utf8')) as RunJournal;
+      expect(local.status).toBe('failed');
+      expect(local.failure?.node).toBe(first);
+      expect(local.failure?.message).toMatch(/Cannot save the run journal|Cannot reach the Kubernetes API server/);
+      // Put back once the API server answered again; the action had done its work.
+      const node = await s.env.kube.get<Node>(`/api/v1/nodes/${first}`);
+      expect(node.spec.unschedulable ?? false).toBe(false);
+      expect(version(node)).toBe(TO);
+
+      const resumed = await lifeboat(['upgrade', 'resume', ...common, '-o', 'json']);
+      expect(resumed.code, resumed.stderr.slice(-3000)).toBe(0);
+      const j = journalOf(resumed);
+      expect(j.status).toBe('succeeded');
+      expect(j.nodes[0]!.attempt).toBe(1);
+      expect(resumed.stderr).not.toContain(`upgrading ${first}`);
+      expect(resumed.stderr).toContain(`upgrading ${s.nodes[1]}`);
+      for (const n of await nodesOf(s)) expect(version(n)).toBe(TO);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('bad input: clear errors and exit codes, nothing changed', async () => {

@@ -75,7 +75,7 @@ describe('action commands', () => {
 describe('job action', () => {
   it('pins one attempt to the node, tolerating every taint; privileged and hostPID only when asked', () => {
     const spec = { kind: 'job' as const, image: 'up:1', command: ['up', '{node}', '{version}'], namespace: 'lifeboat-system', privileged: false, hostPID: false, timeoutMs: 60_000 };
-    const job = buildJob(spec, { node: 'w1', version: 'v1.36.3', name: jobName('w1', 0) }) as { spec: { backoffLimit: number; activeDeadlineSeconds: number; template: { spec: Record<string, unknown> } } };
+    const job = buildJob(spec, { node: 'w1', version: 'v1.36.3', name: jobName('w1', 'upgrade-x', 1) }) as { spec: { backoffLimit: number; activeDeadlineSeconds: number; template: { spec: Record<string, unknown> } } };
     expect(job.spec.backoffLimit).toBe(0);
     expect(job.spec.activeDeadlineSeconds).toBe(60);
     const pod = job.spec.template.spec;

@@ -61,7 +61,8 @@ Exit codes: 0 every node upgraded; 7 blocked with nothing changed (plan blockers
       'gate-timeout': Flags.string({ default: '10m', summary: 'How long the health gates get after the uncordon.' }),
       'gate-command': Flags.string({ summary: 'A local command that must exit 0 after each node ({node} and {version} substituted, no shell).' }),
       'leave-cordoned': Flags.boolean({ summary: 'When the run stops on a failure, leave its nodes cordoned.' }),
-      'lock-duration': Flags.string({ default: '60s', summary: 'How long the lock outlives a holder that stops renewing it.' }),
+      'lock-duration': Flags.string({ default: '120s', summary: 'How long the lock outlives a holder that stops renewing it.' }),
+      'api-retry-timeout': Flags.string({ default: '30s', summary: 'How long an API server that does not answer is waited out (journal writes, drains) before the run stops.' }),
     }),
   };
 
@@ -93,7 +94,7 @@ Exit codes: 0 every node upgraded; 7 blocked with nothing changed (plan blockers
     const client = await kubeClientFromFlags(f);
     try {
       const result = await startRun(
-        { client, namespace: f.namespace, journalFile: journalFileFrom(f, client.server), lockDurationSeconds: lockSeconds, signal: this.signal, emit: runEventLogger(this.logger) },
+        { client, namespace: f.namespace, journalFile: journalFileFrom(f, client.server), lockDurationSeconds: lockSeconds, apiRetryTimeoutMs: parseDuration(f['api-retry-timeout'], '--api-retry-timeout'), signal: this.signal, emit: runEventLogger(this.logger) },
         {
           plan: { ...filterOptionsFromFlags(f), target, maxUnavailable, nodes: this.positional, nodeSelector, allowNotReady: false },
           settings,
