@@ -5,6 +5,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { UsageError } from '../cli/errors.js';
+import { parsePushgateway } from '../cli/pushgateway.js';
 
 export type ScheduleKind = 'etcd' | 'resources' | 'both';
 
@@ -36,6 +37,8 @@ export interface ScheduleConfig {
   /** Non-core API groups the dump may read (RBAC cannot say "all groups but core secrets"). */
   apiGroups: string[];
   etcd: { endpoints: string; certDir: string; cacert: string; cert: string; key: string };
+  /** Pushgateway base URL the backups push their metrics to (no credentials: those go in the Secret). */
+  pushgateway?: string | undefined;
 }
 
 type Obj = Record<string, unknown>;
@@ -107,6 +110,14 @@ export function validateConfig(cfg: ScheduleConfig): void {
   if (/^(\.|\/|file:)/.test(cfg.store) || !cfg.store.includes('://')) {
     throw new UsageError(`--store ${cfg.store} is a local path: a CronJob's pod has no lasting local storage.`, { hint: 'Use an object store, e.g. s3://bucket/prefix (with --s3-endpoint for MinIO).' });
   }
+  if (cfg.pushgateway !== undefined) {
+    const target = parsePushgateway(cfg.pushgateway, { job: 'lifeboat', timeoutMs: 1 });
+    if (target.authorization) {
+      throw new UsageError('--pushgateway has a user or password: the manifest would carry it in plain text.', {
+        hint: 'Give the URL without credentials, or leave --pushgateway out and put LIFEBOAT_PUSHGATEWAY (with user:password@) in the --store-secret Secret.',
+      });
+    }
+  }
   const r = cfg.retention;
   if (![r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly, r.keepWithin].some((v) => v !== undefined)) {
     throw new UsageError('Give a retention (--keep-last, --keep-daily, ...): every run prunes with it.', { hint: 'e.g. --keep-daily 7 --keep-weekly 4.' });
@@ -165,10 +176,11 @@ function cronJob(cfg: ScheduleConfig, kind: 'etcd' | 'resources', sa: string): O
   ];
   const envFrom = cfg.storeSecret ? [{ secretRef: { name: cfg.storeSecret } }] : [];
   const encrypt = (cfg.encryptTo ?? []).flatMap((r) => ['--encrypt-to', r]);
+  const push = cfg.pushgateway ? ['--pushgateway', cfg.pushgateway] : [];
   const backupArgs =
     kind === 'etcd'
-      ? ['etcd', 'snapshot', '--endpoints', cfg.etcd.endpoints, '--cacert', `/etcd-pki/${cfg.etcd.cacert}`, '--cert', `/etcd-pki/${cfg.etcd.cert}`, '--key', `/etcd-pki/${cfg.etcd.key}`, ...encrypt, '--label', `schedule=${name}`]
-      : ['resources', 'dump', ...(cfg.includeSecrets ? [] : ['--exclude-resources', 'secrets']), ...encrypt, '--label', `schedule=${name}`];
+      ? ['etcd', 'snapshot', '--endpoints', cfg.etcd.endpoints, '--cacert', `/etcd-pki/${cfg.etcd.cacert}`, '--cert', `/etcd-pki/${cfg.etcd.cert}`, '--key', `/etcd-pki/${cfg.etcd.key}`, ...encrypt, ...push, '--label', `schedule=${name}`]
+      : ['resources', 'dump', ...(cfg.includeSecrets ? [] : ['--exclude-resources', 'secrets']), ...encrypt, ...push, '--label', `schedule=${name}`];
   const r = cfg.retention;
   const keep: [string, string | number | undefined][] = [
     ['--keep-last', r.keepLast],

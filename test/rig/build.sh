@@ -4,7 +4,8 @@
 #  1. Installs Debian's etcd-server, etcd-client, age, zstd and openssl when a
 #     needed command is missing (etcd 3.4 comes from Debian).
 #  2. Builds each Go harness module under test/rig/go/ (etcd 3.5, MinIO + mc,
-#     the Kubernetes control plane + kubectl, kwok + kwokctl) into
+#     the Kubernetes control plane + kubectl, kwok + kwokctl, the Prometheus
+#     Pushgateway) into
 #     ${LIFEBOAT_RIG_CACHE:-$HOME/.cache/lifeboat-rig}/<name>-<version>-<hash>/bin/,
 #     skipping harnesses that are already cached.
 #  3. Writes ${cache}/rig.json: absolute paths of every binary, read by
@@ -212,6 +213,14 @@ kwok_ldflags() { # <kwok vX.Y.Z> <kubernetes vX.Y.Z>
   printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=%s' "${1#v}" "${2#v}"
 }
 
+# The Pushgateway reports its version through prometheus/common/version, as
+# promu stamps it for releases; the module zip carries no commit or branch.
+pushgateway_ldflags() { # <vX.Y.Z>
+  local pkg=github.com/prometheus/common/version
+  printf -- '-X %s.Version=%s -X %s.Revision= -X %s.Branch= -X %s.BuildUser= -X %s.BuildDate=@BUILD_DATE@' \
+    "$pkg" "${1#v}" "$pkg" "$pkg" "$pkg" "$pkg"
+}
+
 # ---------------------------------------------------------------------------
 # 3. rig.json
 # ---------------------------------------------------------------------------
@@ -224,13 +233,15 @@ main() {
   ensure_debian_packages
   check_etcd34
 
-  local etcd_version minio_version mc_version kube_version kwok_version
+  local etcd_version minio_version mc_version kube_version kwok_version pushgateway_version
   etcd_version="$(mod_version "$RIG_DIR/go/etcd35" go.etcd.io/etcd/server/v3)"
   minio_version="$(mod_version "$RIG_DIR/go/minio" github.com/minio/minio)"
   mc_version="$(mod_version "$RIG_DIR/go/minio" github.com/minio/mc)"
   kube_version="$(mod_version "$RIG_DIR/go/kubernetes" k8s.io/kubernetes)"
   kwok_version="$(mod_version "$RIG_DIR/go/kwok" sigs.k8s.io/kwok)"
+  pushgateway_version="$(mod_version "$RIG_DIR/go/pushgateway" github.com/prometheus/pushgateway)"
   [ -n "$etcd_version" ] && [ -n "$minio_version" ] && [ -n "$mc_version" ] && [ -n "$kube_version" ] && [ -n "$kwok_version" ] \
+    && [ -n "$pushgateway_version" ] \
     || die "cannot read harness versions from go.mod"
 
   build_harness etcd35 "etcd-${etcd_version#v}" \
@@ -252,6 +263,9 @@ main() {
   build_harness kwok "kwok-${kwok_version#v}" \
     "kwok=sigs.k8s.io/kwok/cmd/kwok|$wl" "kwokctl=sigs.k8s.io/kwok/cmd/kwokctl|$wl"
   local kwok="$RESULT_DIR"
+  BUILD_DATE_MODULE=github.com/prometheus/pushgateway build_harness pushgateway "pushgateway-${pushgateway_version#v}" \
+    "pushgateway=github.com/prometheus/pushgateway|$(pushgateway_ldflags "$pushgateway_version")"
+  local pushgateway="$RESULT_DIR"
 
   mkdir -p "$CACHE"
   local out="$CACHE/rig.json" tmp
@@ -262,7 +276,8 @@ main() {
   "etcd35": { "etcd": $(json_str "$etcd35/etcd"), "etcdutl": $(json_str "$etcd35/etcdutl"), "etcdctl": $(json_str "$etcd35/etcdctl") },
   "minio": { "minio": $(json_str "$minio/minio"), "mc": $(json_str "$minio/mc") },
   "kube": { "apiserver": $(json_str "$kube/kube-apiserver"), "controllerManager": $(json_str "$kube/kube-controller-manager"), "scheduler": $(json_str "$kube/kube-scheduler"), "kubectl": $(json_str "$kube/kubectl"), "version": $(json_str "$kube_version") },
-  "kwok": { "kwok": $(json_str "$kwok/kwok"), "kwokctl": $(json_str "$kwok/kwokctl"), "version": $(json_str "$kwok_version") }
+  "kwok": { "kwok": $(json_str "$kwok/kwok"), "kwokctl": $(json_str "$kwok/kwokctl"), "version": $(json_str "$kwok_version") },
+  "pushgateway": { "pushgateway": $(json_str "$pushgateway/pushgateway"), "version": $(json_str "$pushgateway_version") }
 }
 EOF
   mv -f "$tmp" "$out"

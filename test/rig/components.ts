@@ -1,6 +1,6 @@
 /**
- * Test-rig components: start and stop real etcd (3.4 and 3.5) and MinIO processes on
- * 127.0.0.1 with free ports and temp dirs (DESIGN.md §6).
+ * Test-rig components: start and stop real etcd (3.4 and 3.5), MinIO and Pushgateway processes
+ * on 127.0.0.1 with free ports and temp dirs (DESIGN.md §6).
  *
  * Binary locations come from rig.json, written by `bash test/rig/build.sh` — the single
  * source of truth. Every spawned process is SIGKILLed if this Node process exits without
@@ -36,6 +36,7 @@ export interface RigPaths {
   etcd34: { etcd: string; etcdctl: string };
   etcd35: { etcd: string; etcdutl: string; etcdctl: string };
   minio: { minio: string; mc: string };
+  pushgateway: { pushgateway: string; version: string };
 }
 
 /** What global-setup provides to tests: `inject('rig')`. JSON-serialisable. */
@@ -61,7 +62,7 @@ export function readRig(): RigPaths {
   } catch (err) {
     throw new Error(`test rig not built: cannot read ${file} (${(err as Error).message}); ${hint}`);
   }
-  const paths = [rig.etcd34?.etcd, rig.etcd34?.etcdctl, rig.etcd35?.etcd, rig.etcd35?.etcdutl, rig.etcd35?.etcdctl, rig.minio?.minio, rig.minio?.mc];
+  const paths = [rig.etcd34?.etcd, rig.etcd34?.etcdctl, rig.etcd35?.etcd, rig.etcd35?.etcdutl, rig.etcd35?.etcdctl, rig.minio?.minio, rig.minio?.mc, rig.pushgateway?.pushgateway];
   for (const p of paths) {
     if (typeof p !== 'string' || !existsSync(p)) {
       throw new Error(`test rig incomplete: ${file} lists missing binary ${String(p)}; ${hint}`);
@@ -364,6 +365,71 @@ export async function startMinio(): Promise<MinioHandle> {
   };
 
   return { endpoint, accessKey, secretKey, region, dataDir, logFile, pid: child.pid ?? -1, createBucket, stop };
+}
+
+// ---------------------------------------------------------------------------
+// Pushgateway
+// ---------------------------------------------------------------------------
+
+/** Basic-auth credentials the rig's Pushgateway requires when started with `basicAuth: true`. */
+export const PUSHGATEWAY_BASIC_AUTH = {
+  user: 'lifeboat',
+  password: 'lifeboat-rig-secret',
+  /** bcrypt (cost 4) of the password, as the Pushgateway's web config wants it. */
+  bcrypt: '$2a$04$gGlobuQFJEyesJzYloah8.arc1anG84wSU99Nkh0LVxut7u7B/vZ.',
+};
+
+export interface PushgatewayHandle {
+  /** Base URL, http://127.0.0.1:PORT (no credentials). */
+  url: string;
+  /** The same with the basic-auth user and password in it, when started with basicAuth. */
+  urlWithAuth: string;
+  logFile: string;
+  pid: number;
+  /** GET /metrics: the text exposition format, the way Prometheus would scrape it. */
+  scrape(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts the Pushgateway (in memory, no persistence file), optionally behind basic auth. */
+export async function startPushgateway(opts: { basicAuth?: boolean } = {}): Promise<PushgatewayHandle> {
+  const rig = readRig();
+  const dir = await makeTempDir('pushgateway');
+  const logFile = join(dir, 'pushgateway.log');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args = [`--web.listen-address=127.0.0.1:${port}`, '--log.level=debug'];
+  const auth = PUSHGATEWAY_BASIC_AUTH;
+  if (opts.basicAuth) {
+    const config = join(dir, 'web.yml');
+    await writeFile(config, `basic_auth_users:\n  ${auth.user}: '${auth.bcrypt}'\n`);
+    args.push(`--web.config.file=${config}`);
+  }
+  const child = spawnLogged(rig.pushgateway.pushgateway, args, logFile, { ...process.env }, dir);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await terminate(child);
+      await removeTempDir(dir);
+    })());
+
+  const authHeader = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`;
+  const get = async (path: string): Promise<Response> =>
+    fetch(`${url}${path}`, { headers: opts.basicAuth ? { authorization: authHeader } : {}, signal: AbortSignal.timeout(5000) });
+  try {
+    await waitUntil(`pushgateway (${url})`, child, logFile, async () => (await get('/-/ready').catch(() => undefined))?.status === 200);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const scrape = async (): Promise<string> => {
+    const res = await get('/metrics');
+    if (res.status !== 200) throw new Error(`pushgateway GET /metrics: HTTP ${res.status}`);
+    return res.text();
+  };
+  const urlWithAuth = opts.basicAuth ? `http://${auth.user}:${auth.password}@127.0.0.1:${port}` : url;
+  return { url, urlWithAuth, logFile, pid: child.pid ?? -1, scrape, stop };
 }
 
 // ---------------------------------------------------------------------------

@@ -84,6 +84,22 @@ describe('buildManifests', () => {
     expect(JSON.stringify(dumpRules({ includeSecrets: true, apiGroups: BUILTIN_API_GROUPS }))).not.toMatch(/"\*"\],"resources":\["\*"/);
   });
 
+  it('--pushgateway goes to both backups (not the prunes); credentials are refused', () => {
+    const cronJobs = (buildManifests({ ...base, pushgateway: 'http://pushgateway.monitoring:9091' }) as Any[]).filter((o) => o.kind === 'CronJob');
+    expect(cronJobs).toHaveLength(2);
+    for (const cj of cronJobs) {
+      const pod = cj.spec.jobTemplate.spec.template.spec;
+      const args = pod.initContainers[0].args as string[];
+      expect(args[args.indexOf('--pushgateway') + 1]).toBe('http://pushgateway.monitoring:9091');
+      // Still last, as before: --label schedule=<name>.
+      expect(args.slice(-2)).toEqual(['--label', `schedule=${cj.metadata.name}`]);
+      expect(pod.containers[0].args).not.toContain('--pushgateway');
+    }
+    expect(JSON.stringify(buildManifests(base))).not.toMatch(/pushgateway/);
+    expect(() => buildManifests({ ...base, pushgateway: 'http://metrics:s3cret@pushgateway.monitoring:9091' })).toThrow(/user or password/);
+    expect(() => buildManifests({ ...base, pushgateway: 'pushgateway:9091' })).toThrow(UsageError);
+  });
+
   it('refuses a local store, a missing retention and a bad namespace', () => {
     expect(() => buildManifests({ ...base, store: './lifeboat-backups' })).toThrow(/local path/);
     expect(() => buildManifests({ ...base, retention: {} })).toThrow(/retention/);

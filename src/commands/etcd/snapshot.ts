@@ -9,7 +9,7 @@ import { byteProgress } from '../../cli/progress.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { takeSnapshot } from '../../snapshot/etcd/save.js';
 import type { BackupManifest } from '../../store/manifest.js';
-import { metricsFlags, withRunMetrics } from '../../cli/metrics.js';
+import { metricsFlags, metricsOutputsFrom, withRunMetrics } from '../../cli/metrics.js';
 
 export default class EtcdSnapshot extends BaseCommand<typeof EtcdSnapshot> {
   static override summary = "Take an etcd snapshot and stream it, checked, compressed and optionally encrypted, into the store.";
@@ -20,6 +20,7 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
     '<%= config.bin %> etcd snapshot --endpoints https://10.0.0.10:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key',
     '<%= config.bin %> etcd snapshot --store s3://backups/prod --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --label reason=pre-upgrade',
     'ETCDCTL_ENDPOINTS=127.0.0.1:2379 <%= config.bin %> etcd snapshot --compress gzip',
+    '<%= config.bin %> etcd snapshot --store s3://backups/prod --pushgateway http://pushgateway.monitoring:9091',
   ];
   static override flags = {
     ...etcdFlags,
@@ -31,8 +32,8 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
     }),
   };
 
-  run(): Promise<BackupManifest> {
-    return withRunMetrics(this.flags['metrics-file'], 'etcd', () => this.snapshot(), (m) => ({ bytes: m.objects.reduce((n, o) => n + o.size, 0) }));
+  async run(): Promise<BackupManifest> {
+    return withRunMetrics(metricsOutputsFrom(this.flags, this.logger), 'etcd', () => this.snapshot(), (m) => ({ bytes: m.objects.reduce((n, o) => n + o.size, 0) }));
   }
 
   private async snapshot(): Promise<BackupManifest> {

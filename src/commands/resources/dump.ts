@@ -5,7 +5,7 @@ import { withEnv } from '../../cli/env.js';
 import { ExitCode } from '../../cli/errors.js';
 import { filterFromFlags, resourceFilterFlags } from '../../cli/filter-flags.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
-import { metricsFlags, withRunMetrics } from '../../cli/metrics.js';
+import { metricsFlags, metricsOutputsFrom, withRunMetrics } from '../../cli/metrics.js';
 import { formatBytes, renderTable } from '../../cli/output.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { dumpResources, type DumpResult } from '../../snapshot/resources/dump.js';
@@ -22,6 +22,7 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
     '<%= config.bin %> resources dump',
     '<%= config.bin %> resources dump --include-namespaces shop,payments --store s3://backups/prod',
     "<%= config.bin %> resources dump --exclude-resources 'secrets,*.cert-manager.io' --selector app.kubernetes.io/part-of=shop",
+    'LIFEBOAT_PUSHGATEWAY=https://metrics:s3cret@pushgateway.example:9091 <%= config.bin %> resources dump --store s3://backups/prod --metrics-file /var/lib/node_exporter/textfile/lifeboat-resources.prom',
   ];
   static override flags = {
     ...kubeFlags,
@@ -36,8 +37,8 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
     }),
   };
 
-  run(): Promise<DumpResult> {
-    return withRunMetrics(this.flags['metrics-file'], 'resources', () => this.dump(), (r) => ({
+  async run(): Promise<DumpResult> {
+    return withRunMetrics(metricsOutputsFrom(this.flags, this.logger), 'resources', () => this.dump(), (r) => ({
       bytes: r.manifest.objects.reduce((n, o) => n + o.size, 0),
       objects: r.index.objects,
       partial: r.partial,

@@ -12,9 +12,12 @@ export default class ScheduleManifest extends BaseCommand<typeof ScheduleManifes
   static override summary = 'Print ready-to-apply YAML for scheduled backups in the cluster: Namespace, ServiceAccount, RBAC and CronJobs.';
   static override description = `Each CronJob (concurrencyPolicy Forbid) runs one Job per schedule: the backup in an init container, then \`backups prune\` with the given retention, so a failed backup never prunes. Store credentials come from a Secret by name (--store-secret), never from the manifest.
 
-The resource dump runs as a non-root user with a read-only root filesystem, under a ClusterRole that may get and list the core resources a dump reads (Secrets only with --include-secrets) and the API groups the cluster serves (read from the cluster now; add later CRD groups with --api-groups, or regenerate). The etcd snapshot runs on a control-plane node (nodeSelector and toleration), on the host network, with the etcd client certificates mounted read-only from the host (kubeadm: /etc/kubernetes/pki/etcd); those keys are root's, so that Job runs as root, without capabilities.`;
+The resource dump runs as a non-root user with a read-only root filesystem, under a ClusterRole that may get and list the core resources a dump reads (Secrets only with --include-secrets) and the API groups the cluster serves (read from the cluster now; add later CRD groups with --api-groups, or regenerate). The etcd snapshot runs on a control-plane node (nodeSelector and toleration), on the host network, with the etcd client certificates mounted read-only from the host (kubeadm: /etc/kubernetes/pki/etcd); those keys are root's, so that Job runs as root, without capabilities.
+
+With --pushgateway, each backup pushes its metrics there when it ends, failed runs included (job lifeboat, kind etcd or resources); a Pushgateway that needs a password is given as LIFEBOAT_PUSHGATEWAY in the --store-secret Secret instead.`;
   static override examples = [
     "<%= config.bin %> schedule manifest --cron '0 */6 * * *' --kind both --store s3://backups/prod --store-secret lifeboat-s3 --keep-daily 7 --keep-weekly 4 | kubectl apply -f -",
+    "<%= config.bin %> schedule manifest --cron '0 */6 * * *' --store s3://backups/prod --store-secret lifeboat-s3 --keep-daily 7 --pushgateway http://pushgateway.monitoring:9091",
     "<%= config.bin %> schedule manifest --cron '@daily' --kind resources --store s3://backups/prod --s3-endpoint https://minio.example:9000 --s3-force-path-style --store-secret minio --keep-last 14 --image registry.example/lifeboat:0.1.0",
   ];
   static override flags = {
@@ -40,6 +43,7 @@ The resource dump runs as a non-root user with a read-only root filesystem, unde
       'etcd-cacert': Flags.string({ default: DEFAULT_ETCD.cacert, summary: 'CA file name in --etcd-cert-dir.' }),
       'etcd-cert': Flags.string({ default: DEFAULT_ETCD.cert, summary: 'Client certificate file name in --etcd-cert-dir.' }),
       'etcd-key': Flags.string({ default: DEFAULT_ETCD.key, summary: 'Client key file name in --etcd-cert-dir.' }),
+      pushgateway: Flags.string({ summary: 'Prometheus Pushgateway the backups push their metrics to, e.g. http://pushgateway.monitoring:9091 (no credentials; see docs/alerts.md).' }),
     }),
   };
 
@@ -68,6 +72,7 @@ The resource dump runs as a non-root user with a read-only root filesystem, unde
       includeSecrets: f['include-secrets'],
       apiGroups: [...BUILTIN_API_GROUPS, ...extra],
       etcd: { endpoints: f['etcd-endpoints'], certDir: f['etcd-cert-dir'], cacert: f['etcd-cacert'], cert: f['etcd-cert'], key: f['etcd-key'] },
+      pushgateway: f.pushgateway,
     };
     validateConfig(cfg);
     if (f.kind !== 'etcd' && !f.offline) cfg.apiGroups = [...(await this.servedGroups()), ...extra];
