@@ -133,7 +133,7 @@ status:
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const summary = {
     nodes: NODES,
-    runs: RUNS,
+    runCount: RUNS,
     kubernetes: TO,
     medianWall: median(runs.map((r) => r.wall)),
     medianOverheadPerNode: median(runs.map((r) => r.overheadPerNode)),

@@ -85,6 +85,11 @@ export function podFailure(pod: JobPod): string | undefined {
   return undefined;
 }
 
+/** The pod is stuck before its container ever ran (image pull, container config). */
+export function podNeverStarted(pod: JobPod): boolean {
+  return (pod.status?.containerStatuses ?? []).some((c) => c.state?.waiting?.reason !== undefined && STUCK_REASONS.has(c.state.waiting.reason));
+}
+
 export class JobAction implements NodeAction {
   constructor(
     readonly spec: JobSpec,
@@ -107,7 +112,8 @@ export class JobAction implements NodeAction {
       // This attempt's Job exists: a resume after a crash; follow it instead of starting another.
       ctx.output?.(`following Job ${this.spec.namespace}/${name}, started before`);
     }
-    const deadline = this.spec.timeoutMs > 0 ? Date.now() + this.spec.timeoutMs + 30_000 : Infinity;
+    const started = Date.now();
+    const deadline = this.spec.timeoutMs > 0 ? started + this.spec.timeoutMs + 30_000 : Infinity;
     const interval = this.opts.pollIntervalMs ?? 1000;
     let lastPhase = '';
     for (;;) {
@@ -133,16 +139,43 @@ export class JobAction implements NodeAction {
       const failed = cond('Failed');
       for (const pod of pods.items) {
         const why = podFailure(pod);
-        if (why) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${why}. The Job is kept for inspection.`);
+        if (why && podNeverStarted(pod)) {
+          // A pod that cannot start holds on to the node (and would stand in the next drain's way): gone with its Job.
+          await this.client.request(`${base}/${name}`, { method: 'DELETE', body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' } }).catch(() => undefined);
+          throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${why}. The Job was deleted: its pod could not start.`);
+        }
+        if (why) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${why}. The Job is kept for inspection (kubectl logs -n ${this.spec.namespace} job/${name}).`);
         const phase = pod.status?.phase ?? '';
         if (phase !== lastPhase) ctx.output?.(`pod ${pod.metadata.name}: ${phase}`);
         lastPhase = phase;
+      }
+      if (pods.items.length === 0 && Date.now() - started > 5000) {
+        // No pod: the Job controller could not create one (Pod Security, quota, a bad spec).
+        const refused = await this.creationRefused(name, ctx.signal);
+        if (refused) {
+          // Deleted, or it would start upgrading the node whenever the cause goes away.
+          await this.client.request(`${base}/${name}`, { method: 'DELETE', body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' } }).catch(() => undefined);
+          throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} cannot create its pod: ${refused}. The Job was deleted.`);
+        }
       }
       if (failed) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} failed: ${failed.reason ?? ''}${failed.message ? ` (${failed.message})` : ''}. The Job is kept for inspection.`);
       if (Date.now() > deadline) throw new ActionError(`The upgrade Job ${this.spec.namespace}/${name} for node ${ctx.node} did not finish in time.`);
       await sleep(interval, ctx.signal);
     }
   }
+
+  /** The Job controller's FailedCreate warning for this Job, if there is one. */
+  private async creationRefused(name: string, signal?: AbortSignal): Promise<string | undefined> {
+    const events = await this.client
+      .request<EventList>(`/api/v1/namespaces/${this.spec.namespace}/events`, { query: { fieldSelector: `involvedObject.kind=Job,involvedObject.name=${name}` }, signal })
+      .catch(() => ({ items: [] }) as EventList);
+    const e = events.items.find((x) => x.type === 'Warning' && x.reason === 'FailedCreate');
+    return e ? (e.message ?? e.reason) : undefined;
+  }
+}
+
+interface EventList {
+  items: { type?: string; reason?: string; message?: string }[];
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -360,6 +360,16 @@ describe('upgrade run', () => {
     expect((JSON.parse(abort.stdout) as { status: string }).status).toBe('aborted');
     expect((await clusterJournal(s))?.status).toBe('aborted');
 
+    // A privileged Job in a namespace whose Pod Security forbids it: the controller's refusal is the reason.
+    await s.env.kube.patch(`/api/v1/namespaces/${s.ns}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } });
+    const refused = await lifeboat(runArgs(s, ['--job-image', 'registry.example/node-upgrader:1', '--job-privileged', '-o', 'json']));
+    await s.env.kube.patch(`/api/v1/namespaces/${s.ns}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': null } } });
+    expect(refused.code, refused.stdout + refused.stderr.slice(-3000)).toBe(1);
+    expect(journalOf(refused).failure?.message).toMatch(/cannot create its pod: .*violates PodSecurity "baseline/);
+    expect((await s.env.kube.get<Node>(`/api/v1/nodes/${node}`)).spec.unschedulable ?? false).toBe(false);
+    const abort2 = await lifeboat(['upgrade', 'abort', ...s.common, '--yes', '-o', 'json']);
+    expect(abort2.code, abort2.stderr).toBe(0);
+
     // A Job that completes; the "new kubelet" (this test) reports the target once it has.
     let patched = false;
     const patcher = (async () => {
