@@ -153,3 +153,25 @@ describe('journal and lock', () => {
     expect(isDeadLocalHolder({ host: 'h', pid: 2 ** 22 + 7, runId: 'r' }, 'h')).toBe(true);
   });
 });
+
+describe('progress on a terminal', () => {
+  it('keeps a line per node with its step, phase and elapsed time, and the log above', async () => {
+    const { upgradeProgress, formatNodeLine } = await import('../../src/cli/upgrade-progress.js');
+    expect(formatNodeLine({ node: 'w1', step: 2, steps: 5, phase: 'drain', since: 0 }, 61_000, 4)).toBe('[step 2/5] w1    drain     1m1s');
+    let out = '';
+    const stream = Object.assign(new (await import('node:stream')).Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }), { isTTY: true, columns: 120, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true }) as unknown as NodeJS.WriteStream;
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const p = upgradeProgress(logger, stream);
+    p.onEvent({ type: 'info', message: 'taking the pre-upgrade etcd snapshot' });
+    p.onEvent({ type: 'phase', node: 'cp-1', phase: 'cordon', step: 1, steps: 3, nodeStartedAt: new Date().toISOString() });
+    p.onEvent({ type: 'phase', node: 'cp-1', phase: 'done', step: 1, steps: 3 });
+    p.onEvent({ type: 'phase', node: 'worker-2', phase: 'action', step: 2, steps: 3, nodeStartedAt: new Date().toISOString() });
+    p.onEvent({ type: 'warn', message: 'something to know', node: 'worker-2' });
+    p.stop();
+    expect(out).toContain('taking the pre-upgrade etcd snapshot');
+    expect(out).toContain('[step 1/3] cp-1');
+    expect(out).toMatch(/cp-1\s+done/);
+    expect(out).toMatch(/\[step 2\/3\] worker-2\s+action/);
+    expect(out).toContain('warning: something to know');
+  });
+});

@@ -4,7 +4,8 @@ import { parseDuration } from '../../cli/duration.js';
 import { withEnv } from '../../cli/env.js';
 import { kubeClientFromFlags, kubeFlags } from '../../cli/kube-flags.js';
 import { actionFlags, actionFor, actionSpecFromFlags, journalFileFrom, upgradeStateFlags } from '../../cli/upgrade-flags.js';
-import { renderJournal, runEventLogger } from '../../cli/upgrade-run-report.js';
+import { upgradeProgress } from '../../cli/upgrade-progress.js';
+import { renderJournal } from '../../cli/upgrade-run-report.js';
 import { splitCommand } from '../../upgrade/actions.js';
 import { resumeRun, type ResumeResult } from '../../upgrade/service.js';
 
@@ -33,6 +34,7 @@ Exit codes as \`upgrade run\`; 4 when there is no run journal.`;
     const f = this.flags;
     const given = actionSpecFromFlags(f, f.namespace);
     const client = await kubeClientFromFlags(f);
+    const progress = upgradeProgress(this.logger);
     try {
       const result = await resumeRun(
         {
@@ -42,16 +44,18 @@ Exit codes as \`upgrade run\`; 4 when there is no run journal.`;
           lockDurationSeconds: Math.ceil(parseDuration(f['lock-duration'], '--lock-duration') / 1000),
           apiRetryTimeoutMs: parseDuration(f['api-retry-timeout'], '--api-retry-timeout'),
           signal: this.signal,
-          emit: runEventLogger(this.logger),
+          emit: progress.onEvent,
         },
         { actionSpec: given, gateCommand: f['gate-command'] ? splitCommand(f['gate-command'], '--gate-command') : undefined, action: (spec, runId) => actionFor(spec, client, runId) },
       );
+      progress.stop();
       if (result.kind === 'finished') this.logger.info(`Run ${result.journal.runId} is ${result.journal.status}: nothing to resume.`);
       this.printer.print(result.journal, (j) => renderJournal(j));
       if (result.journal.failure && result.journal.status !== 'succeeded' && result.kind === 'run') this.logger.error(result.journal.failure.message);
       process.exitCode = result.exitCode;
       return result;
     } finally {
+      progress.stop();
       client.close();
     }
   }

@@ -10,7 +10,8 @@ import { drainFilterFlags, filterOptionsFromFlags } from '../../cli/node-flags.j
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { actionFlags, actionFor, actionSpecFromFlags, journalFileFrom, upgradeStateFlags } from '../../cli/upgrade-flags.js';
 import { renderUpgradePlan } from '../../cli/upgrade-plan-report.js';
-import { renderJournal, runEventLogger } from '../../cli/upgrade-run-report.js';
+import { upgradeProgress } from '../../cli/upgrade-progress.js';
+import { renderJournal } from '../../cli/upgrade-run-report.js';
 import { parseLabelSelector } from '../../kube/label-selector.js';
 import { splitCommand } from '../../upgrade/actions.js';
 import { parseMaxUnavailable } from '../../upgrade/plan.js';
@@ -92,9 +93,10 @@ Exit codes: 0 every node upgraded; 7 blocked with nothing changed (plan blockers
       leaveCordoned: f['leave-cordoned'],
     };
     const client = await kubeClientFromFlags(f);
+    const progress = upgradeProgress(this.logger);
     try {
       const result = await startRun(
-        { client, namespace: f.namespace, journalFile: journalFileFrom(f, client.server), lockDurationSeconds: lockSeconds, apiRetryTimeoutMs: parseDuration(f['api-retry-timeout'], '--api-retry-timeout'), signal: this.signal, emit: runEventLogger(this.logger) },
+        { client, namespace: f.namespace, journalFile: journalFileFrom(f, client.server), lockDurationSeconds: lockSeconds, apiRetryTimeoutMs: parseDuration(f['api-retry-timeout'], '--api-retry-timeout'), signal: this.signal, emit: progress.onEvent },
         {
           plan: { ...filterOptionsFromFlags(f), target, maxUnavailable, nodes: this.positional, nodeSelector, allowNotReady: false },
           settings,
@@ -114,6 +116,7 @@ Exit codes: 0 every node upgraded; 7 blocked with nothing changed (plan blockers
             : { skipped: '--skip-snapshot' },
         },
       );
+      progress.stop();
       if (result.kind === 'run') {
         this.printer.print(result.journal, (j) => renderJournal(j));
         if (result.journal.failure && result.journal.status !== 'succeeded') this.logger.error(result.journal.failure.message);
@@ -124,6 +127,7 @@ Exit codes: 0 every node upgraded; 7 blocked with nothing changed (plan blockers
       process.exitCode = result.exitCode;
       return result;
     } finally {
+      progress.stop();
       client.close();
     }
   }
