@@ -2,6 +2,9 @@
 #
 #   docker build -t lifeboat:0.1.0 .
 #
+# test/integration/image-layout.test.ts replays both stages without Docker and runs the CLI from the
+# result; the replay supports the instructions used here (and says so when it meets another).
+#
 # Build stage: zstd-napi compiles its native addon (python3, make, g++ come with node:20).
 FROM node:20-bookworm AS build
 WORKDIR /src
