@@ -93,6 +93,26 @@ describe.each(['3.4', '3.5'] as const)('etcd snapshot from etcd %s', (version) =
     expect((await runCli(['backups', 'verify', m.id, '--store', store])).code).toBe(0);
   });
 
+  it('an etcd nothing was ever written to: the snapshot verifies, and its status matches the tool', async () => {
+    const empty = await startEtcd({ version });
+    try {
+      const store = join(dir, 'empty');
+      const r = await runCli(['etcd', 'snapshot', '--endpoints', empty.endpoint, '--store', store, '-o', 'json']);
+      expect(r.code, r.stderr).toBe(0);
+      const m = JSON.parse(r.stdout) as BackupManifest;
+      const v = await runCli(['backups', 'verify', m.id, '--store', store, '-o', 'json']);
+      expect(v.code, v.stderr).toBe(0);
+      const ours = (JSON.parse(v.stdout) as { payload: { status: { revision: number; totalKey: number } } }).payload.status;
+      const plain = join(dir, 'empty.db');
+      await run('bash', ['-c', 'zstd -d -q -c "$1" > "$2"', 'x', join(store, 'etcd', m.id, m.objects[0]!.name), plain]);
+      const tool = await toolStatus(version, plain);
+      expect(ours.revision).toBe(tool.revision);
+      expect(ours.totalKey).toBe(tool.totalKey);
+    } finally {
+      await empty.stop();
+    }
+  });
+
   it('etcd killed mid-stream: the run fails and nothing is listed or left behind', async () => {
     const victim = await startEtcd({ version });
     try {

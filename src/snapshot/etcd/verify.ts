@@ -35,7 +35,9 @@ export async function verifyEtcdPayload(cat: Catalogue, manifest: BackupManifest
   try {
     const status = await snapshotStatus(snap.path, opts.signal ? { signal: opts.signal } : {});
     const details = manifest.details as { revision?: number };
-    if (typeof details.revision === 'number' && status.revision < details.revision) {
+    // An etcd nothing was ever written to reports revision 1 while its db holds no revision (0).
+    const neverWritten = status.revision === 0 && details.revision === 1;
+    if (typeof details.revision === 'number' && status.revision < details.revision && !neverWritten) {
       throw new IntegrityError(`Backup ${manifest.id}: the snapshot's revision ${status.revision} is older than the ${details.revision} recorded when it was taken.`);
     }
     const payload: EtcdPayloadCheck = { checked: true, status };
