@@ -35,11 +35,12 @@ export class FileStore implements ObjectStore {
     await this.fsCall('create directory', dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }));
     const tmp = path.join(dir, `${TMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(final)}`);
     const handle = await this.fsCall('write to', dir, () => fs.open(tmp, 'wx', 0o600));
-    const counter = new HashCounter();
+    const counter = opts.knownSha256 ? undefined : new HashCounter();
+    let out;
     try {
       // The stream owns the handle: it fsyncs (flush) and closes it before the pipeline resolves.
-      const out = createWriteStream('', { fd: handle, flush: true });
-      await pipeline(body, counter, out, opts.signal ? { signal: opts.signal } : {});
+      out = createWriteStream('', { fd: handle, flush: true });
+      await pipeline([body, ...(counter ? [counter] : []), out], opts.signal ? { signal: opts.signal } : {});
       await fs.rename(tmp, final);
       await syncDir(dir);
     } catch (err) {
@@ -52,7 +53,7 @@ export class FileStore implements ObjectStore {
       }
       throw err;
     }
-    return { key, size: counter.bytes, sha256: counter.sha256 };
+    return { key, size: out.bytesWritten, sha256: counter ? counter.sha256 : opts.knownSha256!() };
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<Readable> {

@@ -6,6 +6,11 @@ export interface PutOptions {
   expectedSize?: number;
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * The sha256 (hex) of exactly the body's bytes, when the caller already computes it as they
+   * pass (read once the body has ended): the store then reports it instead of hashing them again.
+   */
+  knownSha256?: () => string;
 }
 
 /** What a completed put stored: size and sha256 (hex) of the bytes as stored. */

@@ -36,13 +36,20 @@ export interface S3StoreConfig {
   /** A request with no bytes moving for this long fails (and is retried). */
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
-  /** Parts uploaded in parallel: memory is about (queueSize + 1) x part size. */
+  /** Parts uploaded at once (default 1): memory is about (queueSize + 1) x part size. */
   queueSize?: number;
 }
 
 const MiB = 1024 * 1024;
 const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
+/**
+ * lib-storage gathers a part from the stream, concatenates it into one Buffer and holds it until
+ * its UploadPart returns; with a queue of 1 the stream fills the next part only after that, so a
+ * put holds one part plus the next part's pieces. The stages before the store buffer enough
+ * (etcd's receive window, zstd's input) to keep the source going meanwhile.
+ */
+const DEFAULT_QUEUE_SIZE = 1;
 
 /** Part size so that an object of `expected` bytes (plus headroom) fits in 10,000 parts. */
 export function choosePartSize(expected: number | undefined): number {
@@ -90,12 +97,14 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
-    const counter = new HashCounter();
+    // Counts the bytes on their way into the upload, and hashes them unless the caller already knows their digest.
+    const counter = new HashCounter({ hash: !opts.knownSha256 });
+    const sha256 = () => (opts.knownSha256 ? opts.knownSha256() : counter.sha256);
     // pipeline propagates a source error into the counter, which fails the upload.
     pipeline(body, counter, () => undefined);
     const upload = new Upload({
       client: this.client,
-      queueSize: this.cfg.queueSize ?? 2,
+      queueSize: this.cfg.queueSize ?? DEFAULT_QUEUE_SIZE,
       partSize: choosePartSize(opts.expectedSize),
       leavePartsOnError: false,
       params: {
@@ -113,8 +122,8 @@ export class S3Store implements ObjectStore {
       if (opts.signal?.aborted) onAbort();
       await upload.done();
     } catch (err) {
-      if (nameOf(err) === 'NoSuchUpload' && counter.writableFinished && (await this.completedDespite(key, counter))) {
-        return { key, size: counter.bytes, sha256: counter.sha256 };
+      if (nameOf(err) === 'NoSuchUpload' && counter.writableFinished && (await this.completedDespite(key, { size: counter.bytes, sha256: sha256() }))) {
+        return { key, size: counter.bytes, sha256: sha256() };
       }
       body.destroy();
       counter.destroy();
@@ -130,7 +139,7 @@ export class S3Store implements ObjectStore {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    return { key, size: counter.bytes, sha256: counter.sha256 };
+    return { key, size: counter.bytes, sha256: sha256() };
   }
 
   /**
@@ -138,14 +147,14 @@ export class S3Store implements ObjectStore {
    * completed the upload, the SDK's retry gets NoSuchUpload. The object is then kept only if it
    * reads back with exactly the bytes sent; anything else under the key is removed.
    */
-  private async completedDespite(key: string, counter: HashCounter): Promise<boolean> {
+  private async completedDespite(key: string, sent: { size: number; sha256: string }): Promise<boolean> {
     try {
       const info = await this.stat(key);
       if (!info) return false;
-      if (info.size === counter.bytes) {
+      if (info.size === sent.size) {
         const check = new HashCounter();
         await pipelineP(await this.get(key), check, new Writable({ write: (_c, _e, cb) => cb() }));
-        if (check.sha256 === counter.sha256) return true;
+        if (check.sha256 === sent.sha256) return true;
       }
       await this.delete(key);
     } catch {

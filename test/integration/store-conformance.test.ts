@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/cli/errors.js';
 import { RetryingStore } from '../../src/store/retry.js';
 import { failingStream, patternBytes, readAll, sha256 } from '../helpers/streams.js';
-import { fileFixture, s3Fixture, type StoreFixture } from '../helpers/stores.js';
+import { S3Store } from '../../src/store/s3-store.js';
+import { fileFixture, minioConfig, openUploads, s3Fixture, type StoreFixture } from '../helpers/stores.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -37,6 +38,14 @@ describe.each([
     expect(res.sha256).toBe(sha256(data));
     expect((await fx.store.stat('big/object'))?.size).toBe(data.length);
     expect(sha256(await readAll(await fx.store.get('big/object')))).toBe(sha256(data));
+  });
+
+  it('a put given the digest of its bytes reports that digest instead of hashing them again', async () => {
+    const data = patternBytes(12 * MiB + 3, 8);
+    const told = 'ab'.repeat(32);
+    const res = await fx.store.put('known/object', Readable.from([data]), { expectedSize: data.length, knownSha256: () => told });
+    expect(res).toEqual({ key: 'known/object', size: data.length, sha256: told });
+    expect(sha256(await readAll(await fx.store.get('known/object')))).toBe(sha256(data));
   });
 
   it('an empty object is an object', async () => {
@@ -143,4 +152,23 @@ describe.each([
     expect((await fx.store.stat('large/1gib'))?.size).toBe(1024 * MiB);
     console.log(`${fx.name}: 1 GiB put peak RSS ${out.maxRssMB.toFixed(0)} MB`);
   }, 300_000);
+});
+
+describe('S3 multipart puts', () => {
+  it.each([1, 3])('with %i part(s) in flight, a put of many odd-sized chunks arrives whole and in order', async (queueSize) => {
+    const config = { ...minioConfig(), queueSize };
+    const store = new S3Store(config);
+    try {
+      const data = patternBytes(33 * MiB + 11, 9);
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < data.length; off += MiB + 7) chunks.push(data.subarray(off, off + MiB + 7));
+      const res = await store.put('parallel/object', Readable.from(chunks), { expectedSize: data.length });
+      expect(res).toEqual({ key: 'parallel/object', size: data.length, sha256: sha256(data) });
+      expect(sha256(await readAll(await store.get('parallel/object')))).toBe(sha256(data));
+      expect(await openUploads(store, config.bucket, config.prefix)).toEqual([]);
+      await store.delete('parallel/object');
+    } finally {
+      store.destroy();
+    }
+  });
 });

@@ -76,9 +76,11 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
       blobs,
       new StallGuard(opts.stallTimeoutMs, `etcd (${status.endpoint})`),
       trailer,
-      compressor(opts.codec, opts.level),
+      ...(opts.codec === 'none' ? [] : [compressor(opts.codec, opts.level)]),
       ...(opts.encryption ? [encryptor(opts.encryption)] : []),
     ];
+    // Stored as received: the trailer check's digest of the whole stream is the stored bytes' digest.
+    const storedAsReceived = opts.codec === 'none' && !opts.encryption;
     let streamError: Error | undefined;
     const body = pipeline(stages as unknown as [Readable, ...Transform[]], (err) => {
       if (err) streamError ??= err;
@@ -89,6 +91,7 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
       await writer.put(name, body, {
         expectedSize: status.dbSize + TRAILER_SIZE,
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(storedAsReceived ? { knownSha256: () => trailer.result?.payloadSha256 ?? '' } : {}),
         describe: () => ({
           payload: { size: trailer.bytes, sha256: trailer.result?.payloadSha256 ?? '' },
           codec: opts.codec,

@@ -7,30 +7,32 @@ import { LifeboatError } from '../../cli/errors.js';
  */
 export class StallGuard extends Transform {
   private timer: NodeJS.Timeout | undefined;
+  /** When the last chunk arrived; the timer checks it rather than being re-armed per chunk. */
+  private last = Date.now();
 
   constructor(
     private readonly ms: number,
     private readonly what: string,
   ) {
     super();
-    this.arm();
+    this.arm(ms);
   }
 
-  private arm(): void {
+  private arm(delay: number): void {
     if (this.ms <= 0) return;
-    clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      if (this.readableLength > 0 || this.writableLength > 0) {
-        this.arm();
+      const quiet = Date.now() - this.last;
+      if (quiet < this.ms || this.readableLength > 0 || this.writableLength > 0) {
+        this.arm(quiet < this.ms ? this.ms - quiet : this.ms);
         return;
       }
       this.destroy(new LifeboatError(`${this.what} sent no data for ${Math.round(this.ms / 1000)}s; giving up.`, { hint: 'Raise --stall-timeout if the source is just slow.' }));
-    }, this.ms);
+    }, delay);
     this.timer.unref();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.arm();
+    this.last = Date.now();
     cb(null, chunk);
   }
 
