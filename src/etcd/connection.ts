@@ -81,27 +81,45 @@ async function readPem(path: string, what: string): Promise<Buffer> {
   }
 }
 
+/** How to reach one endpoint: its URL (https:// whenever TLS is in use) and the TLS material. */
+export interface Transport {
+  url: string;
+  tls?: { ca?: Buffer | undefined; cert?: Buffer | undefined; key?: Buffer | undefined; verifyServer: boolean } | undefined;
+}
+
+export async function transportFor(conn: EtcdConnection, endpoint: string): Promise<Transport> {
+  if (!isTls(conn, endpoint)) return { url: endpoint };
+  return {
+    url: endpoint.replace(/^http:\/\//, 'https://'),
+    tls: {
+      ca: conn.cacert ? await readPem(conn.cacert, 'CA certificate') : undefined,
+      cert: conn.cert ? await readPem(conn.cert, 'client certificate') : undefined,
+      key: conn.key ? await readPem(conn.key, 'client key') : undefined,
+      verifyServer: !conn.insecureSkipTlsVerify,
+    },
+  };
+}
+
 /** A client bound to one endpoint (no silent fail-over mid-operation). */
 export async function clientFor(conn: EtcdConnection, endpoint: string): Promise<Etcd3> {
   // etcd3 parses its .proto files as it loads (~0.3 s, ~25 MB): only commands that talk to etcd pay.
   const [{ Etcd3 }, grpc] = await Promise.all([import('etcd3'), import('@grpc/grpc-js')]);
-  const tls = isTls(conn, endpoint);
-  const host = tls ? endpoint.replace(/^http:\/\//, 'https://') : endpoint;
+  const { url, tls } = await transportFor(conn, endpoint);
   const opts: IOptions = {
-    hosts: [host],
+    hosts: [url],
     dialTimeout: conn.dialTimeoutMs,
-    // Snapshot messages are up to 32 KiB; allow headroom for large range responses.
-    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc-node.flow_control_window': 8 * 1024 * 1024 },
+    // Allow headroom for large range responses (snapshots are received outside etcd3).
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
   };
   if (tls) {
     opts.credentials = {
-      rootCertificate: conn.cacert ? await readPem(conn.cacert, 'CA certificate') : (undefined as unknown as Buffer),
-      ...(conn.cert ? { certChain: await readPem(conn.cert, 'client certificate') } : {}),
-      ...(conn.key ? { privateKey: await readPem(conn.key, 'client key') } : {}),
+      rootCertificate: tls.ca ?? (undefined as unknown as Buffer),
+      ...(tls.cert ? { certChain: tls.cert } : {}),
+      ...(tls.key ? { privateKey: tls.key } : {}),
     };
   }
   if (conn.user) opts.auth = { username: conn.user, password: conn.password ?? '' };
-  return conn.insecureSkipTlsVerify ? withoutServerVerification(grpc, () => new Etcd3(opts)) : new Etcd3(opts);
+  return tls && !tls.verifyServer ? withoutServerVerification(grpc, () => new Etcd3(opts)) : new Etcd3(opts);
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { Etcd3 } from 'etcd3';
-import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import { LifeboatError } from '../../cli/errors.js';
-import { describeEtcdError, firstHealthy, type EtcdConnection, type MemberStatus } from '../../etcd/connection.js';
+import { describeEtcdError, firstHealthy, transportFor, type EtcdConnection, type MemberStatus } from '../../etcd/connection.js';
 import type { Catalogue } from '../../store/catalogue.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
-import { StallGuard } from './stall.js';
+import { SnapshotStream } from './snapshot-stream.js';
 import { TrailerCheck, TRAILER_SIZE } from './trailer.js';
 
 export interface SnapshotOptions {
@@ -55,26 +55,19 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   opts.onConnected?.(status);
   const writer = cat.begin('etcd', { labels: opts.labels ?? {} });
   const name = snapshotObjectName(opts.codec, Boolean(opts.encryption));
-  let source: (Readable & { cancel?: () => void }) | undefined;
+  let received = 0;
+  let source: SnapshotStream | undefined;
   try {
-    source = await openSnapshotStream(client);
-    const trailer = new TrailerCheck({ required: true, what: `The snapshot from ${status.endpoint}` });
-    let received = 0;
-    const blobs = new Transform({
-      writableObjectMode: true,
-      transform(msg: { blob?: Buffer }, _enc, cb: TransformCallback) {
-        const blob = msg.blob;
-        if (blob && blob.length) {
-          received += blob.length;
-          opts.onProgress?.(received, status.dbSize);
-          cb(null, blob);
-        } else cb();
-      },
+    source = new SnapshotStream(await transportFor(opts.connection, status.endpoint), {
+      token: await authToken(client),
+      windowBytes: RECEIVE_WINDOW,
+      stallTimeoutMs: opts.stallTimeoutMs,
+      what: `etcd (${status.endpoint})`,
+      onBytes: (n) => opts.onProgress?.((received += n), status.dbSize),
     });
+    const trailer = new TrailerCheck({ required: true, what: `The snapshot from ${status.endpoint}` });
     const stages = [
       source,
-      blobs,
-      new StallGuard(opts.stallTimeoutMs, `etcd (${status.endpoint})`),
       trailer,
       ...(opts.codec === 'none' ? [] : [compressor(opts.codec, opts.level)]),
       ...(opts.encryption ? [encryptor(opts.encryption)] : []),
@@ -121,7 +114,6 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
       details: { ...details },
     });
   } catch (err) {
-    source?.cancel?.();
     source?.destroy();
     await writer.abort();
     throw err;
@@ -130,19 +122,22 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   }
 }
 
-type GrpcStream = Readable & { cancel?: () => void };
-interface PoolInternals {
-  withConnection(service: string, fn: (c: { client: { snapshot(req: object, md: unknown, opts: object): GrpcStream }; metadata: unknown }) => GrpcStream): Promise<GrpcStream>;
+/**
+ * The receive window of the snapshot call. etcd sends the snapshot in 32 KiB messages; a window
+ * of a few MiB keeps it sending while this process is busy, where the default 64 KiB would make
+ * it wait for every window update.
+ */
+const RECEIVE_WINDOW = 4 * 1024 * 1024;
+
+interface AuthInternals {
+  authenticator: { getMetadata(): Promise<{ get(key: string): unknown[] }> };
 }
 
-/**
- * Opens Maintenance.Snapshot with the client's auth metadata. etcd3 1.1's own snapshot() passes
- * the metadata where gRPC expects the request, so with auth enabled etcd sees no user; the call is
- * made here through the same connection pool, with the arguments in gRPC's order.
- */
-async function openSnapshotStream(client: Etcd3): Promise<GrpcStream> {
-  const pool = (client.maintenance as unknown as { client: PoolInternals }).client;
-  return pool.withConnection('Maintenance', ({ client: svc, metadata }) => svc.snapshot({}, metadata, {}));
+/** The auth token etcd3 holds for the client (after its Status call), if etcd has auth enabled. */
+async function authToken(client: Etcd3): Promise<string | undefined> {
+  const pool = (client.maintenance as unknown as { client: AuthInternals }).client;
+  const token = (await pool.authenticator.getMetadata()).get('token')[0];
+  return typeof token === 'string' ? token : undefined;
 }
 
 /** Keeps lifeboat's own errors; turns gRPC/stream errors into one sentence. */
