@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 
 /** The CommonJS packages a fresh process has loaded after importing one built module. */
 async function packagesLoadedBy(module: string): Promise<string[]> {
@@ -29,5 +30,20 @@ describe('start-up cost of commands', () => {
     const loaded = await packagesLoadedBy(module);
     expect(loaded).toContain('@oclif/core');
     expect(loaded.filter((p) => lazy.includes(p))).toEqual([]);
+  });
+
+  it("keeps V8's young generation from growing, however fast the process allocates", async () => {
+    // After the command, allocate ~200 MB of short-lived objects and report the young generation's size.
+    const probe = `import v8 from 'node:v8';
+    process.on('exit', () => {
+      let keep = [];
+      for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i, a: [i, i] }); if (keep.length > 1000) keep = []; }
+      const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+      process.stdout.write(' NEW_SPACE=' + s.space_size);
+    });`;
+    const { stdout } = await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(probe)}`, BIN, '--version']);
+    const size = Number(/NEW_SPACE=(\d+)/.exec(stdout)?.[1]);
+    expect(size).toBeGreaterThan(0);
+    expect(size).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 });
