@@ -192,7 +192,8 @@ export function hexId(id: string | undefined): string {
 
 export function describeEtcdError(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  if (/authentication failed|invalid auth token|user name is empty|permission denied/i.test(msg)) return `authentication failed (${msg})`;
+  if (/permission denied/i.test(msg)) return `permission denied (${msg})`;
+  if (/authentication failed|invalid auth token|user name is empty/i.test(msg)) return `authentication failed (${msg})`;
   if (/ECONNREFUSED|No connection established|UNAVAILABLE|deadline|DEADLINE_EXCEEDED/i.test(msg)) return `unreachable (${msg.split('\n')[0]})`;
   return msg.split('\n')[0] ?? msg;
 }

@@ -204,15 +204,16 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     })).rejects.toMatchObject({ exitCode: 5 });
   });
 
-  it('TLS with client certificates: flags and ETCDCTL_* both work; no certificate is refused', async () => {
-    await mkdir(join(dir, 'pki'), { recursive: true });
-    const certs = await genTlsCerts(join(dir, 'pki'));
+  it.each(['3.4', '3.5'] as const)('TLS with client certificates (etcd %s): flags and ETCDCTL_* both work; no certificate is refused', async (version) => {
+    const pki = join(dir, `pki-${version}`);
+    await mkdir(pki, { recursive: true });
+    const certs = await genTlsCerts(pki);
     const secure = await startEtcd({
-      version: '3.5',
+      version,
       tls: { caFile: certs.caFile, certFile: certs.certFile, keyFile: certs.keyFile, clientCertAuth: true, clientCertFile: certs.clientCertFile, clientKeyFile: certs.clientKeyFile },
     });
     try {
-      const store = join(dir, 'tls-store');
+      const store = join(dir, `tls-store-${version}`);
       const viaFlags = await runCli(['etcd', 'snapshot', '--endpoints', secure.endpoint, '--cacert', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile, '--store', store]);
       expect(viaFlags.code, viaFlags.stderr).toBe(0);
       const viaEnv = await runCli(['etcd', 'snapshot', '--store', store], {
@@ -234,13 +235,17 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     }
   });
 
-  it('etcd with auth enabled: --user name:password works, a wrong password is one clear sentence', async () => {
-    const secured = await startEtcd({ version: '3.5' });
+  it.each(['3.4', '3.5'] as const)('etcd %s with auth enabled: --user name:password works; a wrong password or a user who is not root is one clear sentence', async (version) => {
+    const secured = await startEtcd({ version });
     try {
       await secured.ctl(['user', 'add', 'root:s3cret']);
       await secured.ctl(['user', 'grant-role', 'root', 'root']);
+      await secured.ctl(['user', 'add', 'reader:r3ad']);
+      await secured.ctl(['role', 'add', 'registry-reader']);
+      await secured.ctl(['role', 'grant-permission', 'registry-reader', '--prefix=true', 'read', '/registry/']);
+      await secured.ctl(['user', 'grant-role', 'reader', 'registry-reader']);
       await secured.ctl(['auth', 'enable']);
-      const store = join(dir, 'auth-store');
+      const store = join(dir, `auth-store-${version}`);
       const ok = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--user', 'root:s3cret', '--store', store]);
       expect(ok.code, ok.stderr).toBe(0);
       const split = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--store', store], { env: { ETCDCTL_USER: 'root', ETCDCTL_PASSWORD: 's3cret' } });
@@ -251,6 +256,12 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
       expect(wrong.stderr).not.toMatch(/\n\s+at /);
       const none = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--store', store]);
       expect(none.code).toBe(1);
+      // etcd answers a snapshot only to root: the refusal is etcd's own words, in one sentence.
+      const reader = await runCli(['etcd', 'snapshot', '--endpoints', secured.endpoint, '--user', 'reader:r3ad', '--store', store]);
+      expect(reader.code).toBe(1);
+      expect(reader.stderr).toMatch(/The snapshot from \S+ failed: permission denied \(.*permission denied.*\(gRPC \w+\)\); nothing was stored\./);
+      expect(reader.stderr).toContain('only to a user with the root role');
+      expect(reader.stderr).not.toMatch(/\n\s+at /);
       const list = await runCli(['backups', 'list', '--store', store, '-o', 'json']);
       expect((JSON.parse(list.stdout) as { backups: unknown[] }).backups).toHaveLength(2);
     } finally {

@@ -144,5 +144,7 @@ async function authToken(client: Etcd3): Promise<string | undefined> {
 function streamFailure(err: unknown, endpoint: string): unknown {
   if (err instanceof LifeboatError) return err;
   if (err instanceof Error && err.name === 'AbortError') return err;
-  return new LifeboatError(`The snapshot from ${endpoint} failed: ${describeEtcdError(err)}; nothing was stored.`, { cause: err });
+  const reason = describeEtcdError(err);
+  const hint = reason.startsWith('permission denied') ? { hint: 'etcd sends snapshots only to a user with the root role.' } : {};
+  return new LifeboatError(`The snapshot from ${endpoint} failed: ${reason}; nothing was stored.`, { cause: err, ...hint });
 }

@@ -26,8 +26,8 @@ export interface SnapshotStreamOptions {
  */
 const OUTPUT_CHUNK = 256 * 1024;
 
-/** Names of gRPC status codes that etcd returns, for error messages. */
-const GRPC_CODES: Record<string, string> = { '1': 'CANCELLED', '4': 'DEADLINE_EXCEEDED', '7': 'PERMISSION_DENIED', '8': 'RESOURCE_EXHAUSTED', '9': 'FAILED_PRECONDITION', '13': 'INTERNAL', '14': 'UNAVAILABLE', '16': 'UNAUTHENTICATED' };
+/** Names of gRPC status codes, for error messages. */
+const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 
 function grpcError(headers: IncomingHttpHeaders): Error | undefined {
   const status = headers['grpc-status'];
@@ -39,7 +39,7 @@ function grpcError(headers: IncomingHttpHeaders): Error | undefined {
   } catch {
     /* not percent-encoded after all */
   }
-  return new Error(`${message || 'no message'} (gRPC ${GRPC_CODES[String(status)] ?? `status ${String(status)}`})`);
+  return new Error(`${message || 'no message'} (gRPC ${GRPC_CODES[Number(status)] ?? `status ${String(status)}`})`);
 }
 
 /**
