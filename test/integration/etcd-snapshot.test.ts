@@ -269,6 +269,25 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     }
   });
 
+  it('takes the snapshot without loading the etcd3 client (Status, auth and Snapshot go over node:http2)', async () => {
+    const probe = `import { createRequire } from 'node:module';
+    process.on('exit', () => {
+      const names = new Set();
+      for (const p of Object.keys(createRequire(process.argv[1]).cache)) {
+        const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(p);
+        if (m) names.add(m[1]);
+      }
+      process.stderr.write('LOADED=' + JSON.stringify([...names]) + '\\n');
+    });`;
+    const r = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', join(dir, 'no-etcd3'), '--compress', 'none'], {
+      env: { NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(probe)}` },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const loaded = JSON.parse(/LOADED=(.*)/.exec(r.stderr)?.[1] ?? 'null') as string[];
+    expect(loaded).toContain('@oclif/core');
+    expect(loaded.filter((p) => ['etcd3', '@grpc/grpc-js', 'protobufjs'].includes(p))).toEqual([]);
+  });
+
   it('uses the first endpoint that answers and records it', async () => {
     const srv = createServer();
     await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));

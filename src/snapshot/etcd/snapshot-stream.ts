@@ -1,9 +1,8 @@
-import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Readable } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
 import { LifeboatError } from '../../cli/errors.js';
 import type { Transport } from '../../etcd/connection.js';
+import { grpcError, grpcFrame, grpcHeaders, openSession } from '../../etcd/h2.js';
 import { SnapshotFrames } from './snapshot-frames.js';
 
 export interface SnapshotStreamOptions {
@@ -25,22 +24,6 @@ export interface SnapshotStreamOptions {
  * stream hop) each; one copy into 256 KiB pieces costs far less.
  */
 const OUTPUT_CHUNK = 256 * 1024;
-
-/** Names of gRPC status codes, for error messages. */
-const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
-
-function grpcError(headers: IncomingHttpHeaders): Error | undefined {
-  const status = headers['grpc-status'];
-  if (status === undefined || status === '0') return undefined;
-  const raw = String(headers['grpc-message'] ?? '');
-  let message = raw;
-  try {
-    message = decodeURIComponent(raw);
-  } catch {
-    /* not percent-encoded after all */
-  }
-  return new Error(`${message || 'no message'} (gRPC ${GRPC_CODES[Number(status)] ?? `status ${String(status)}`})`);
-}
 
 /**
  * Maintenance.Snapshot over a plain HTTP/2 connection of its own: the request is an empty
@@ -85,27 +68,10 @@ export class SnapshotStream extends Readable {
   }
 
   private start(): void {
-    const url = new URL(this.transport.url);
-    const tls = this.transport.tls;
-    const secure: SecureClientSessionOptions = tls
-      ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.verifyServer, ...(tls.verifyServer ? {} : { checkServerIdentity: () => undefined }) }
-      : {};
-    const unix = url.protocol === 'unix:' || url.protocol === 'unixs:';
-    const session = http2Connect(unix ? 'http://localhost' : url.origin, {
-      ...secure,
-      settings: { initialWindowSize: this.opts.windowBytes, enablePush: false },
-      ...(unix ? { createConnection: () => (url.protocol === 'unixs:' ? tlsConnect({ path: url.pathname, ...secure, ALPNProtocols: ['h2'] }) : netConnect(url.pathname)) } : {}),
-    });
+    const session = openSession(this.transport, this.opts.windowBytes);
     this.session = session;
     session.on('error', (err) => this.destroy(err));
-    session.once('connect', () => session.setLocalWindowSize(this.opts.windowBytes));
-    const call = session.request({
-      ':method': 'POST',
-      ':path': '/etcdserverpb.Maintenance/Snapshot',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      ...(this.opts.token ? { token: this.opts.token } : {}),
-    });
+    const call = session.request(grpcHeaders('/etcdserverpb.Maintenance/Snapshot', this.opts.token));
     this.call = call;
     call.on('response', (headers) => {
       const status = headers[':status'];
@@ -126,8 +92,8 @@ export class SnapshotStream extends Readable {
     call.on('error', (err) => this.destroy(err));
     // 'close' follows the end of the body (or a reset, or a dropped connection), with rstCode set.
     call.on('close', () => this.finish(call.rstCode));
-    // An empty SnapshotRequest: an uncompressed gRPC message of length 0.
-    call.end(Buffer.alloc(5));
+    // An empty SnapshotRequest.
+    call.end(grpcFrame(Buffer.alloc(0)));
   }
 
   private finish(rstCode?: number): void {
