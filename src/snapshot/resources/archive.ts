@@ -1,5 +1,6 @@
 import yaml from 'js-yaml';
 import type { GroupResource, KubeObject } from './types.js';
+import { emitYaml } from './yaml-emit.js';
 
 export const INDEX_NAME = 'index.json';
 
@@ -29,8 +30,9 @@ export function forArchive(obj: KubeObject, apiVersion: string, kind: string): K
   return { apiVersion, kind, metadata, ...rest };
 }
 
+/** One object as YAML (emitYaml; js-yaml for the rare object it leaves alone). */
 export function toYaml(obj: KubeObject): string {
-  return yaml.dump(obj, { lineWidth: -1, noRefs: true, sortKeys: false });
+  return emitYaml(obj) ?? yaml.dump(obj, { lineWidth: -1, noRefs: true, sortKeys: false });
 }
 
 export function fromYaml(text: string): KubeObject {
