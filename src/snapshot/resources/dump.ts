@@ -1,7 +1,6 @@
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { pipeline, Readable, type Transform } from 'node:stream';
-import { pack as tarPack, type Pack } from 'tar-stream';
+import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
 import { LifeboatError } from '../../cli/errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
@@ -12,6 +11,7 @@ import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
 import { archivePath, forArchive, INDEX_NAME, toYaml } from './archive.js';
+import { TAR_END, tarFiles, type TarFile } from './tar-writer.js';
 import type { CompiledFilter, ResourceFilterConfig } from './filters.js';
 import { grName, type KubeObject } from './types.js';
 
@@ -99,10 +99,11 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   }
 
   const writer = cat.begin('resources', { labels: opts.labels ?? {} });
-  const tar: Pack = tarPack();
+  // The tar is written a page of entries at a time (tarFiles), into the hashing, compression and
+  // encryption stages and the store.
+  const tar = new PassThrough();
   const payload = new HashCounter();
-  // tar-stream's pack is a streamx stream; iterate it into a Node stream for the pipeline.
-  const stages: (Readable | Transform)[] = [Readable.from(tar as unknown as AsyncIterable<Buffer>), payload, compressor(opts.codec, opts.level), ...(opts.encryption ? [encryptor(opts.encryption)] : [])];
+  const stages: (Readable | Transform)[] = [tar, payload, compressor(opts.codec, opts.level), ...(opts.encryption ? [encryptor(opts.encryption)] : [])];
   let streamError: Error | undefined;
   const body = pipeline(stages as unknown as [Readable, ...Transform[]], (err) => {
     if (err) streamError ??= err;
@@ -123,19 +124,25 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
     tar.destroy(err instanceof Error ? err : new Error(String(err)));
   });
 
-  // Entries are appended one at a time; awaiting each keeps memory bounded by the store's pace.
-  let tail = Promise.resolve();
   let objects = 0;
-  const append = (path: string, text: string): Promise<void> => {
-    const next = tail.then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          if (storeFailed) return reject(storeFailed);
-          tar.entry({ name: path, mtime: createdAt, mode: 0o600 }, text, (err) => (err ? reject(err) : resolve()));
-        }),
-    );
-    tail = next.catch(() => undefined);
-    return next;
+  const tarOptions = { mtime: createdAt, mode: 0o600 };
+  /** Appends whole entries; waits while the stages downstream are behind, which bounds memory. */
+  const append = async (files: TarFile[]): Promise<void> => {
+    if (storeFailed) throw storeFailed;
+    if (tar.destroyed) throw streamError ?? new Error('the archive stream was closed');
+    if (files.length === 0 || tar.write(tarFiles(files, tarOptions))) return;
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: unknown) => {
+        tar.off('drain', onDrain);
+        tar.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => settle();
+      const onClose = () => settle(storeFailed ?? streamError ?? new Error('the archive stream was closed'));
+      tar.on('drain', onDrain);
+      tar.on('close', onClose);
+    });
   };
 
   const counts: ResourceCount[] = [];
@@ -169,14 +176,16 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           // The API server prepares the next page while this one is written.
           if (cont) next = fetchPage(cont);
           listRv = page.metadata?.resourceVersion ?? listRv;
+          const files: TarFile[] = [];
           for (const item of page.items) {
             if (!filter.object(r, item)) continue;
             const path = archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name);
             if (written.has(path)) continue;
             written.add(path);
-            await append(path, toYaml(forArchive(item, r.groupVersion, r.kind)));
-            objects++;
+            files.push({ name: path, body: toYaml(forArchive(item, r.groupVersion, r.kind)) });
           }
+          await append(files);
+          objects += files.length;
           progress();
           if (!cont) break;
         }
@@ -223,9 +232,8 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
       ...(opts.selector ? { selector: opts.selector } : {}),
       objects,
     };
-    await append(INDEX_NAME, JSON.stringify(index, null, 2) + '\n');
-    await tail;
-    tar.finalize();
+    await append([{ name: INDEX_NAME, body: JSON.stringify(index, null, 2) + '\n' }]);
+    tar.end(TAR_END);
     await stored;
     if (streamError) throw streamError;
     const manifest = await writer.commit({
