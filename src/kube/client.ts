@@ -75,20 +75,28 @@ export class KubeClient {
 
   /** One API call; resolves with the parsed JSON body, throws KubeApiError on a non-2xx answer. */
   async request<T>(path: string, params: RequestParams = {}): Promise<T> {
-    const res = await this.raw(path, params);
-    const text = await readText(res);
-    const status = res.statusCode ?? 0;
-    let body: unknown;
+    const text = (await this.requestBytes(path, params)).toString('utf8');
     try {
-      body = text ? JSON.parse(text) : undefined;
+      return (text ? JSON.parse(text) : undefined) as T;
     } catch {
-      body = undefined;
+      return undefined as T;
     }
-    if (status < 200 || status >= 300) {
-      const st = body as KubeStatus | undefined;
-      throw new KubeApiError(status, st?.reason ?? `HTTP${status}`, st?.message ?? (text.slice(0, 200) || `HTTP ${status}`), st);
+  }
+
+  /** One API call; resolves with the body's bytes, throws KubeApiError on a non-2xx answer. */
+  async requestBytes(path: string, params: RequestParams = {}): Promise<Buffer> {
+    const res = await this.raw(path, params);
+    const body = await readBody(res);
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return body;
+    const text = body.toString('utf8');
+    let st: KubeStatus | undefined;
+    try {
+      st = text ? (JSON.parse(text) as KubeStatus) : undefined;
+    } catch {
+      st = undefined;
     }
-    return body as T;
+    throw new KubeApiError(status, st?.reason ?? `HTTP${status}`, st?.message ?? (text.slice(0, 200) || `HTTP ${status}`), st);
   }
 
   /** The raw response (for streaming large lists). */
@@ -119,10 +127,10 @@ export class KubeClient {
   }
 }
 
-async function readText(res: IncomingMessage): Promise<string> {
+async function readBody(res: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 function connectionError(err: Error, server: string): Error {

@@ -363,7 +363,7 @@ describe('archive YAML', () => {
 describe('archive tar writer', () => {
   it('writes the bytes tar-stream writes, long and non-ASCII names included', async () => {
     const { pack } = await import('tar-stream');
-    const { tarFiles, TAR_END } = await import('../../src/snapshot/resources/tar-writer.js');
+    const { TarBuffer, TAR_END } = await import('../../src/snapshot/resources/tar-writer.js');
     const mtime = new Date('2026-11-22T04:00:00.123Z');
     const files = [
       { name: 'core/configmaps/demo/a.yaml', body: 'apiVersion: v1\n' },
@@ -381,7 +381,33 @@ describe('archive tar writer', () => {
     for (const f of files) await new Promise<void>((resolve, reject) => p.entry({ name: f.name, mtime, mode: 0o600 }, f.body, (err) => (err ? reject(err) : resolve())));
     p.finalize();
     await done;
-    const ours = Buffer.concat([tarFiles(files.slice(0, 2), { mtime, mode: 0o600 }), tarFiles(files.slice(2), { mtime, mode: 0o600 }), TAR_END]);
+    // A small first buffer: entries that do not fit make it grow.
+    const tar = new TarBuffer({ mtime, mode: 0o600 }, 600);
+    const taken: Buffer[] = [];
+    files.forEach((f, i) => {
+      tar.add(f.name, f.body);
+      if (i === 1 || i === 3) taken.push(tar.take());
+    });
+    const ours = Buffer.concat([...taken, tar.take(), TAR_END]);
     expect(ours.equals(Buffer.concat(chunks))).toBe(true);
+  });
+});
+
+describe('list pages', () => {
+  it('split a list into its fields and items, whatever the field order and spacing', async () => {
+    const { ListPage } = await import('../../src/kube/list-page.js');
+    const items = [{ metadata: { name: 'a "quoted" \\ name' }, data: { k: '{[}]\\"' } }, { metadata: { name: 'ü' }, n: [1, -2.5e3, true, null, {}] }];
+    const compact = ListPage.parse(Buffer.from(JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '7', continue: 'abc' }, items })));
+    expect(compact.fields).toEqual({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '7', continue: 'abc' } });
+    expect(compact.metadata?.continue).toBe('abc');
+    expect([0, 1].map((i) => compact.item(i))).toEqual(items);
+    // Unstructured lists (custom resources) sort their keys: items before metadata.
+    const spaced = ListPage.parse(Buffer.from('\ufeff' + JSON.stringify({ apiVersion: 'x/v1', items, kind: 'XList', metadata: { continue: '' } }, null, 2)));
+    expect(spaced.length).toBe(2);
+    expect(spaced.item(1)).toEqual(items[1]);
+    expect(spaced.metadata).toEqual({ continue: '' });
+    expect(ListPage.parse(Buffer.from('{"items":[],"metadata":{}}')).length).toBe(0);
+    expect(ListPage.parse(Buffer.from('{"items":null,"metadata":{}}')).length).toBe(0);
+    for (const bad of ['[]', '{}', '{"metadata":{}}', '{"items":[{"a":1}', '{"items":[1,2}', '{"items":["x]}']) expect(() => ListPage.parse(Buffer.from(bad))).toThrow(SyntaxError);
   });
 });

@@ -5,13 +5,14 @@ import { LifeboatError } from '../../cli/errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
 import { collectionPath, discoverResources, type ServedResource } from '../../kube/discovery.js';
+import { ListPage } from '../../kube/list-page.js';
 import type { Catalogue } from '../../store/catalogue.js';
 import { HashCounter } from '../../store/hashing.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
 import { archivePath, forArchive, INDEX_NAME, toYaml } from './archive.js';
-import { TAR_END, tarFiles, type TarFile } from './tar-writer.js';
+import { TAR_END, TarBuffer } from './tar-writer.js';
 import type { CompiledFilter, ResourceFilterConfig } from './filters.js';
 import { grName, type KubeObject } from './types.js';
 
@@ -99,7 +100,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   }
 
   const writer = cat.begin('resources', { labels: opts.labels ?? {} });
-  // The tar is written a page of entries at a time (tarFiles), into the hashing, compression and
+  // The tar is written a page of entries at a time (TarBuffer), into the hashing, compression and
   // encryption stages and the store.
   const tar = new PassThrough();
   const payload = new HashCounter();
@@ -127,10 +128,10 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   let objects = 0;
   const tarOptions = { mtime: createdAt, mode: 0o600 };
   /** Appends whole entries; waits while the stages downstream are behind, which bounds memory. */
-  const append = async (files: TarFile[]): Promise<void> => {
+  const append = async (entries: Buffer): Promise<void> => {
     if (storeFailed) throw storeFailed;
     if (tar.destroyed) throw streamError ?? new Error('the archive stream was closed');
-    if (files.length === 0 || tar.write(tarFiles(files, tarOptions))) return;
+    if (entries.length === 0 || tar.write(entries)) return;
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: unknown) => {
         tar.off('drain', onDrain);
@@ -153,15 +154,18 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
 
   const dumpOne = async (r: ServedResource): Promise<void> => {
     const written = new Set<string>();
+    const entries = new TarBuffer(tarOptions);
     let listRv = '';
     for (let restart = 0; ; restart++) {
       const fetchPage = (cont: string | undefined) => {
         const p = pRetry(
-          () =>
-            client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] }>(collectionPath(r), {
-              query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
-              signal: opts.signal,
-            }),
+          async () =>
+            ListPage.parse(
+              await client.requestBytes(collectionPath(r), {
+                query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
+                signal: opts.signal,
+              }),
+            ),
           { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error), ...(opts.signal ? { signal: opts.signal } : {}) },
         );
         // Awaited below, unless writing the previous page fails first.
@@ -176,16 +180,19 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           // The API server prepares the next page while this one is written.
           if (cont) next = fetchPage(cont);
           listRv = page.metadata?.resourceVersion ?? listRv;
-          const files: TarFile[] = [];
-          for (const item of page.items) {
+          let added = 0;
+          // Items are parsed one at a time (ListPage): each is garbage before the next is read.
+          for (let i = 0; i < page.length; i++) {
+            const item = page.item<KubeObject>(i);
             if (!filter.object(r, item)) continue;
             const path = archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name);
             if (written.has(path)) continue;
             written.add(path);
-            files.push({ name: path, body: toYaml(forArchive(item, r.groupVersion, r.kind)) });
+            entries.add(path, toYaml(forArchive(item, r.groupVersion, r.kind)));
+            added++;
           }
-          await append(files);
-          objects += files.length;
+          await append(entries.take());
+          objects += added;
           progress();
           if (!cont) break;
         }
@@ -232,7 +239,9 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
       ...(opts.selector ? { selector: opts.selector } : {}),
       objects,
     };
-    await append([{ name: INDEX_NAME, body: JSON.stringify(index, null, 2) + '\n' }]);
+    const last = new TarBuffer(tarOptions, 64 * 1024);
+    last.add(INDEX_NAME, JSON.stringify(index, null, 2) + '\n');
+    await append(last.take());
     tar.end(TAR_END);
     await stored;
     if (streamError) throw streamError;

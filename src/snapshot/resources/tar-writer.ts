@@ -2,17 +2,12 @@
  * Tar entries for a dump, many at a time into one Buffer. The bytes are those tar-stream's pack
  * writes for the same entries (ustar headers, the name split into prefix/name when over 100
  * bytes, a pax header when it does not fit or is not ASCII), so tar-stream, GNU tar and bsdtar
- * read it; but a page of 500 objects costs one allocation instead of a stream per entry.
+ * read it; but a page of 500 objects costs a buffer instead of a stream per entry.
  */
 
 const BLOCK = 512;
 /** Two empty blocks: the end of an archive. */
 export const TAR_END: Buffer = Buffer.alloc(2 * BLOCK);
-
-export interface TarFile {
-  name: string;
-  body: string | Buffer;
-}
 
 export interface TarOptions {
   mtime: Date;
@@ -94,45 +89,67 @@ function paxPath(name: string): Buffer {
 
 const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 
-/** The entries (regular files), header, body and padding each, as one Buffer. */
-export function tarFiles(files: TarFile[], opts: TarOptions): Buffer {
-  const headers = new Headers(opts);
-  const sizes: number[] = [];
-  const names: ({ name: string; prefix: string } | Buffer)[] = [];
-  let total = 0;
-  for (const f of files) {
-    const size = typeof f.body === 'string' ? Buffer.byteLength(f.body) : f.body.length;
-    const name = ustarName(f.name) ?? paxPath(f.name);
-    sizes.push(size);
-    names.push(name);
-    total += BLOCK + padded(size) + (Buffer.isBuffer(name) ? BLOCK + padded(name.length) : 0);
+/**
+ * Entries appended one by one into a growing Buffer, taken out a batch at a time: each body is
+ * copied in as soon as it is added, so the caller's strings do not outlive it.
+ */
+export class TarBuffer {
+  private readonly headers: Headers;
+  private buf: Buffer;
+  private off = 0;
+
+  constructor(opts: TarOptions, initialBytes = 1 << 20) {
+    this.headers = new Headers(opts);
+    this.buf = Buffer.allocUnsafe(initialBytes);
   }
-  // Not zero-filled: every byte is written below (headers, bodies, then the padding).
-  const out = Buffer.allocUnsafe(total);
-  let off = 0;
-  const pad = (from: number, to: number) => {
-    if (to > from) out.fill(0, from, to);
-  };
-  for (let i = 0; i < files.length; i++) {
-    const body = files[i]!.body;
-    const size = sizes[i]!;
-    const name = names[i]!;
-    if (Buffer.isBuffer(name)) {
+
+  /** Bytes appended since the last take(). */
+  get length(): number {
+    return this.off;
+  }
+
+  /** Appends a regular file. */
+  add(name: string, body: string | Buffer): void {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    const fits = ustarName(name);
+    const pax = fits ? undefined : paxPath(name);
+    this.reserve(BLOCK + padded(size) + (pax ? BLOCK + padded(pax.length) : 0));
+    const out = this.buf;
+    if (pax) {
       // tar-stream's layout: a "PaxHeader" entry holding the path, then the file under that name too.
-      headers.write(out, off, 'PaxHeader', '', name.length, TYPE_PAX);
-      off += BLOCK;
-      name.copy(out, off);
-      pad(off + name.length, off + padded(name.length));
-      off += padded(name.length);
-      headers.write(out, off, 'PaxHeader', '', size, TYPE_FILE);
+      this.headers.write(out, this.off, 'PaxHeader', '', pax.length, TYPE_PAX);
+      this.off += BLOCK;
+      pax.copy(out, this.off);
+      this.zero(this.off + pax.length, this.off + padded(pax.length));
+      this.off += padded(pax.length);
+      this.headers.write(out, this.off, 'PaxHeader', '', size, TYPE_FILE);
     } else {
-      headers.write(out, off, name.name, name.prefix, size, TYPE_FILE);
+      this.headers.write(out, this.off, fits!.name, fits!.prefix, size, TYPE_FILE);
     }
-    off += BLOCK;
-    if (typeof body === 'string') out.write(body, off, 'utf8');
-    else body.copy(out, off);
-    pad(off + size, off + padded(size));
-    off += padded(size);
+    this.off += BLOCK;
+    if (typeof body === 'string') out.write(body, this.off, 'utf8');
+    else body.copy(out, this.off);
+    this.zero(this.off + size, this.off + padded(size));
+    this.off += padded(size);
   }
-  return out;
+
+  /** What was appended, as a Buffer of its own; the next entries go into a new one of about that size. */
+  take(): Buffer {
+    const full = this.buf.subarray(0, this.off);
+    this.buf = Buffer.allocUnsafe(Math.max(this.off + (this.off >> 2), 64 * 1024));
+    this.off = 0;
+    return full;
+  }
+
+  private reserve(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.off + n));
+    this.buf.copy(bigger, 0, 0, this.off);
+    this.buf = bigger;
+  }
+
+  // Buffers are not zero-filled: headers are whole blocks, bodies are padded here.
+  private zero(from: number, to: number): void {
+    if (to > from) this.buf.fill(0, from, to);
+  }
 }
