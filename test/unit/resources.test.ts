@@ -411,3 +411,79 @@ describe('list pages', () => {
     for (const bad of ['[]', '{}', '{"metadata":{}}', '{"items":[{"a":1}', '{"items":[1,2}', '{"items":["x]}']) expect(() => ListPage.parse(Buffer.from(bad))).toThrow(SyntaxError);
   });
 });
+
+describe('resources dump', () => {
+  type Obj = { metadata: { name: string; namespace: string; resourceVersion: string }; data: { v: string } };
+  const cm = (ns: string, name: string): Obj => ({ metadata: { name, namespace: ns, resourceVersion: '1' }, data: { v: `${ns}/${name}` } });
+
+  /** A fake API server serving ConfigMaps only, in pages; `onList` may change the objects or fail a request. */
+  function fakeClient(objects: Obj[], onList: (call: number, cont: string | undefined) => { status?: number; order?: 'sorted' | 'reversed' } | void) {
+    let calls = 0;
+    const resources = { groupVersion: 'v1', resources: [{ name: 'configmaps', kind: 'ConfigMap', namespaced: true, verbs: ['list', 'get', 'create'] }] };
+    const client = {
+      server: 'https://fake',
+      request: async (path: string) => ({ '/version': { gitVersion: 'v1.36.3' }, '/api': { versions: ['v1'] }, '/apis': { groups: [] }, '/api/v1': resources })[path],
+      requestBytes: async (path: string, params: { query: { limit: number; continue?: string } }) => {
+        expect(path).toBe('/api/v1/configmaps');
+        const { KubeApiError } = await import('../../src/kube/client.js');
+        const how = onList(calls++, params.query.continue) ?? {};
+        if (how.status) throw new KubeApiError(how.status, 'Expired', 'continue token expired', undefined);
+        const key = (o: Obj) => `${o.metadata.namespace}/${o.metadata.name}`;
+        const all = [...objects].sort((a, b) => (key(a) < key(b) ? -1 : 1));
+        if (how.order === 'reversed') all.reverse();
+        const from = Number(params.query.continue ?? 0);
+        const page = all.slice(from, from + params.query.limit);
+        const cont = from + page.length < all.length ? String(from + page.length) : undefined;
+        return Buffer.from(JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '9', ...(cont ? { continue: cont } : {}) }, items: page }));
+      },
+    };
+    return client as unknown as import('../../src/kube/client.js').KubeClient;
+  }
+
+  async function dump(client: import('../../src/kube/client.js').KubeClient) {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { FileStore } = await import('../../src/store/file-store.js');
+    const { Catalogue } = await import('../../src/store/catalogue.js');
+    const { dumpResources } = await import('../../src/snapshot/resources/dump.js');
+    const { readArchive } = await import('../../src/snapshot/resources/reader.js');
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-dump-'));
+    try {
+      const result = await dumpResources(new Catalogue(new FileStore(dir)), { client, filter: compileFilter(DEFAULT_FILTER), codec: 'none', pageSize: 3 });
+      const archive = await readArchive(join(dir, 'resources', result.manifest.id, 'resources.tar'), { tmpDir: dir });
+      const names: string[] = [];
+      for (const r of archive.resources) for await (const o of archive.objects(r)) names.push(`${o.metadata.namespace}/${o.metadata.name}`);
+      await archive.cleanup();
+      return { result, names };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  const objects = () => ['a', 'b', 'c'].flatMap((ns) => [1, 2, 3].map((i) => cm(ns, `cm-${i}`)));
+
+  it('after an expired continue token, lists again and resumes after the last key it reached', async () => {
+    const objs = objects();
+    const client = fakeClient(objs, (call) => {
+      if (call === 2) {
+        // While the first pages were written: one object before the last key listed, one after.
+        objs.push(cm('a', 'cm-0'), cm('c', 'cm-9'));
+        return { status: 410 };
+      }
+    });
+    const { result, names } = await dump(client);
+    // Pages of 3: a/cm-1..3, b/cm-1..3 were written before the token expired.
+    expect(names).toEqual(['a/cm-1', 'a/cm-2', 'a/cm-3', 'b/cm-1', 'b/cm-2', 'b/cm-3', 'c/cm-1', 'c/cm-2', 'c/cm-3', 'c/cm-9']);
+    expect(result.index.resources).toEqual([expect.objectContaining({ resource: 'configmaps', objects: 10 })]);
+  });
+
+  it('writes objects again rather than miss one when the server does not list in key order', async () => {
+    const client = fakeClient(objects(), (call) => (call === 2 ? { status: 410 } : { order: 'reversed' }));
+    const { result, names } = await dump(client);
+    expect(names.slice(0, 6)).toEqual(['c/cm-3', 'c/cm-2', 'c/cm-1', 'b/cm-3', 'b/cm-2', 'b/cm-1']);
+    expect(names.length).toBe(15);
+    expect(new Set(names).size).toBe(9);
+    expect(result.index.objects).toBe(15);
+  });
+});

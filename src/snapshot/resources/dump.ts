@@ -83,7 +83,7 @@ const transient = (err: unknown) => err instanceof KubeApiError && (err.status =
  * Dumps every selected served resource into one tar of YAML files, streamed through compression
  * and encryption into the store, with index.json last. Lists are paginated; several resources
  * are listed at once; 429/5xx are retried; an expired continue token restarts that resource
- * (skipping objects already written). A resource the credentials may not list is recorded as
+ * (skipping objects already written: see dumpOne). A resource the credentials may not list is recorded as
  * failed and the dump is partial; any other failure removes what was written.
  */
 export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<DumpResult> {
@@ -152,8 +152,18 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   const progress = () => opts.onProgress?.({ resourcesDone: done, resourcesTotal: selected.length, objects, bytes: payload.bytes });
   const pageSize = opts.pageSize ?? 500;
 
+  /**
+   * One resource, page by page. If its continue token expires (410), the list starts again and
+   * skips what was written, without remembering every object: the API server lists in key order
+   * (namespace/name, as etcd stores them), so everything up to the last key reached was listed,
+   * and the new list resumes after it (what was created meanwhile before that key is left out,
+   * as the API server's own inconsistent continuation would). A server whose list turns out not
+   * to be in that order has its objects written again (a duplicate entry, never a missing one).
+   */
   const dumpOne = async (r: ServedResource): Promise<void> => {
-    const written = new Set<string>();
+    let written = 0;
+    let lastKey: string | undefined;
+    let sorted = true;
     const entries = new TarBuffer(tarOptions);
     let listRv = '';
     for (let restart = 0; ; restart++) {
@@ -184,15 +194,18 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           // Items are parsed one at a time (ListPage): each is garbage before the next is read.
           for (let i = 0; i < page.length; i++) {
             const item = page.item<KubeObject>(i);
+            const key = `${item.metadata.namespace ?? ''}/${item.metadata.name}`;
+            if (lastKey !== undefined && key <= lastKey) {
+              if (restart > 0 && sorted) continue;
+              sorted = false;
+            } else lastKey = key;
             if (!filter.object(r, item)) continue;
-            const path = archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name);
-            if (written.has(path)) continue;
-            written.add(path);
-            entries.add(path, toYaml(forArchive(item, r.groupVersion, r.kind)));
+            entries.add(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), toYaml(forArchive(item, r.groupVersion, r.kind)));
             added++;
           }
           await append(entries.take());
           objects += added;
+          written += added;
           progress();
           if (!cont) break;
         }
@@ -203,7 +216,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
         throw err;
       }
     }
-    counts.push({ resource: grName(r), groupVersion: r.groupVersion, kind: r.kind, namespaced: r.namespaced, objects: written.size, listResourceVersion: listRv });
+    counts.push({ resource: grName(r), groupVersion: r.groupVersion, kind: r.kind, namespaced: r.namespaced, objects: written, listResourceVersion: listRv });
   };
 
   const limit = pLimit(opts.concurrency ?? 4);
