@@ -36,6 +36,12 @@ export class KubeClient {
     readonly server: string,
     private readonly agent: HttpAgent | HttpsAgent,
     private readonly timeoutMs: number,
+    /**
+     * The kubeconfig's headers (Authorization), when they cannot change: client certificates or
+     * a static token. Undefined for exec plugins and auth providers (token files included),
+     * whose token is asked for on every request (they cache and refresh it).
+     */
+    private readonly fixedHeaders: Record<string, string> | undefined,
   ) {}
 
   static async load(cfg: KubeClientConfig = {}): Promise<KubeClient> {
@@ -70,7 +76,9 @@ export class KubeClient {
     const agent = tls
       ? new HttpsAgent({ ...base, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}), ...(opts.servername ? { servername: opts.servername } : {}) })
       : new HttpAgent(base);
-    return new KubeClient(kc, cluster.server.replace(/\/+$/, ''), agent, cfg.timeoutMs ?? 60_000);
+    const user = kc.getCurrentUser();
+    const fixedHeaders = user?.exec || user?.authProvider ? undefined : { ...(opts.headers as Record<string, string> | undefined) };
+    return new KubeClient(kc, cluster.server.replace(/\/+$/, ''), agent, cfg.timeoutMs ?? 60_000, fixedHeaders);
   }
 
   /** One API call; resolves with the parsed JSON body, throws KubeApiError on a non-2xx answer. */
@@ -103,10 +111,14 @@ export class KubeClient {
   async raw(path: string, params: RequestParams = {}): Promise<IncomingMessage> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(params.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const opts: RequestOptions = { method: params.method ?? 'GET', headers: { Accept: 'application/json' }, agent: this.agent };
-    await this.kc.applyToHTTPSOptions(opts);
     // Credentials live in the agent; keep only the headers (Authorization) from the kubeconfig.
-    const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), Accept: 'application/json' };
+    let auth = this.fixedHeaders;
+    if (!auth) {
+      const opts: RequestOptions = { headers: {} };
+      await this.kc.applyToHTTPSOptions(opts);
+      auth = opts.headers as Record<string, string>;
+    }
+    const headers: Record<string, string> = { ...auth, Accept: 'application/json' };
     let payload: Buffer | undefined;
     if (params.body !== undefined) {
       payload = Buffer.from(typeof params.body === 'string' ? params.body : JSON.stringify(params.body));
@@ -115,7 +127,7 @@ export class KubeClient {
     }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method: opts.method, headers, agent: this.agent, timeout: this.timeoutMs, ...(params.signal ? { signal: params.signal } : {}) }, resolve);
+      const req = send(url, { method: params.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(params.signal ? { signal: params.signal } : {}) }, resolve);
       req.on('timeout', () => req.destroy(Object.assign(new Error(`request to ${url.pathname} timed out`), { code: 'ETIMEDOUT' })));
       req.on('error', (err) => reject(connectionError(err, this.server)));
       req.end(payload);
