@@ -19,6 +19,15 @@ const DYNAMIC_PROVISIONING_ANNOTATIONS = ['pv.kubernetes.io/provisioned-by', 'vo
 type Obj = Record<string, unknown>;
 const asObj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
 
+/** A deep copy of JSON data (what an archive holds), several times cheaper than structuredClone. */
+function cloneData<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(cloneData) as T;
+  const out: Obj = {};
+  for (const k of Object.keys(v)) out[k] = cloneData((v as Obj)[k]);
+  return out as T;
+}
+
 export function controllerOf(obj: KubeObject): OwnerReference | undefined {
   return obj.metadata.ownerReferences?.find((r) => r.controller);
 }
@@ -30,10 +39,10 @@ export function controllerOf(obj: KubeObject): OwnerReference | undefined {
  * restored (owned by a controller that recreates it, a finished pod). Never mutates its input.
  */
 export function prepareForRestore(input: KubeObject, opts: TransformOptions): Prepared {
-  const obj = structuredClone(input) as KubeObject;
-  const kind = obj.kind;
-  const owner = controllerOf(obj);
+  const owner = controllerOf(input);
   if (owner && !opts.includeOwned) return { skip: `owned by ${owner.kind} ${owner.name}, which recreates it` };
+  const obj = cloneData(input);
+  const kind = obj.kind;
   if (kind === 'Pod') {
     const phase = asObj(input.status)?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') return { skip: `pod has finished (${String(phase)})` };
