@@ -19,8 +19,9 @@
 //   raw-json  the same, each page parsed with JSON.parse (the least any client does with a list)
 //   kubectl   `kubectl get configmaps -A --chunk-size=<page size> -o json > /dev/null`
 // Restore: --restore-objects ConfigMaps in namespaces lbr-00.. are dumped once by lifeboat (with a
-// label selector: only the bench's objects), and the archive is extracted (index.json left out,
-// as it is no object). Before each run every one of those ConfigMaps is deleted (one
+// label selector: only the bench's objects), and the archive is extracted for kubectl (index.json
+// left out, as it is no object; uid, resourceVersion and creationTimestamp removed, as the API
+// server does not create objects that name them). Before each run every one of those ConfigMaps is deleted (one
 // deletecollection per namespace; the namespaces stay, empty), then:
 //   lifeboat  `lifeboat resources restore ID --store DIR`
 //   kubectl   `kubectl apply --server-side -R -f TREE`
@@ -425,10 +426,16 @@ function table(title, rows, baseline) {
   return lines.join('\n');
 }
 
-/** Extracts the object entries of a lifeboat resources.tar.zst into DIR (index.json left out). */
+/**
+ * Extracts the object entries of a lifeboat resources.tar.zst into DIR (index.json left out), for
+ * kubectl: without the uid, resourceVersion and creationTimestamp the archive keeps (lifeboat's
+ * restore strips them; kubectl would send them, and the API server refuses to create an object
+ * whose uid or resourceVersion is given).
+ */
 async function extractTree(archive, dir) {
   const { DecompressStream } = await import('zstd-napi');
   const { extract } = await import('tar-stream');
+  const { parse, stringify } = await import('yaml');
   const ex = extract();
   const input = createReadStream(archive).pipe(new DecompressStream());
   input.pipe(ex);
@@ -438,8 +445,10 @@ async function extractTree(archive, dir) {
     for await (const c of entry) chunks.push(c);
     if (entry.header.type !== 'file' || entry.header.name === 'index.json') continue;
     const file = join(dir, entry.header.name);
+    const obj = parse(Buffer.concat(chunks).toString('utf8'));
+    for (const k of ['uid', 'resourceVersion', 'creationTimestamp']) delete obj.metadata[k];
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, Buffer.concat(chunks));
+    await writeFile(file, stringify(obj));
     n++;
   }
   return n;
