@@ -1,4 +1,5 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
+import { setMaxListeners } from 'node:events';
 import { withEnv } from './env.js';
 import { ExitCode, InterruptedError, isLifeboatError, messageOf } from './errors.js';
 import { KubeApiError } from '../kube/errors.js';
@@ -52,6 +53,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.positional = argv.map(String);
     this.printer = createPrinter(this.flags.output as OutputFormat);
     this.logger = createLogger({ debug: this.flags.debug });
+    // Every request in flight listens to the signal, and --concurrency allows up to 64 of them:
+    // no "possible memory leak" warning for that.
+    setMaxListeners(0, this.abort.signal);
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }
