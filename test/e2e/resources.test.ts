@@ -110,11 +110,13 @@ describe('resources dump and restore against a real API server', () => {
     expect(files).toContain(`core/namespaces/_cluster/${ns}.yaml`);
     expect(files).toContain('index.json');
     const { stdout: yamlText } = await run('cat', [join(extracted, 'core', 'configmaps', ns, 'settings.yaml')]);
-    expect(yamlText).toMatch(/^apiVersion: v1\nkind: ConfigMap\n/);
+    // Indented JSON, which is YAML 1.2.
+    expect(yamlText).toMatch(/^\{\n {2}"apiVersion": "v1",\n {2}"kind": "ConfigMap",\n/);
+    expect(JSON.parse(yamlText)).toMatchObject({ metadata: { name: 'settings', namespace: ns } });
     expect(yamlText).not.toContain('managedFields');
     // The tree applies with kubectl alone (server-side dry run: everything exists, nothing changes).
     const kubectl = inject('kube').bins.kubectl;
-    await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '-R', '-f', join(extracted, 'core', 'configmaps'), '--dry-run=server']);
+    await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '-R', '-f', join(extracted, 'core', 'configmaps'), '-f', join(extracted, group, 'widgets'), '--dry-run=server']);
     const verify = await runCli(['backups', 'verify', dump.manifest.id, '--store', store]);
     expect(verify.code, verify.stderr).toBe(0);
   });

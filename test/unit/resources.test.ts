@@ -244,9 +244,9 @@ describe('archive paths', () => {
   });
 
   it('YAML keeps the object intact and refuses what is not an object', async () => {
-    const { fromYaml, toYaml, forArchive } = await import('../../src/snapshot/resources/archive.js');
+    const { fromYaml, entryText, forArchive } = await import('../../src/snapshot/resources/archive.js');
     const obj: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'b', managedFields: [{ manager: 'x' }] }, data: { 'k.yaml': 'multi\nline\n', n: '007', yes: 'yes' } };
-    const text = toYaml(forArchive(obj, 'v1', 'ConfigMap'));
+    const text = entryText(forArchive(obj, 'v1', 'ConfigMap'));
     expect(text).not.toContain('managedFields');
     expect(fromYaml(text)).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'b' }, data: obj.data });
     expect(() => fromYaml('- a\n- b\n')).toThrow();
@@ -320,43 +320,43 @@ describe('CRD conditions', () => {
   });
 });
 
-describe('archive YAML', () => {
-  // Strings that YAML 1.1 or 1.2 would read as something else, need quoting or escapes, or block style.
+describe('archive entries', () => {
+  // Strings that YAML 1.1 or 1.2 would read as something else, or that need escapes.
   const tricky = [
-    'plain', 'two words', 'a: b', 'a:', 'yes', 'No', 'on', 'OFF', 'y', 'N', 'null', 'NULL', '~', '', ' lead', 'trail ', 'a  b', '007', '1.5', '1e3',
-    '.inf', '.NaN', '.5', '._', '0x1F', '0o17', '+1', '1_000', '190:20:30', '12:30', '2024-01-01', '2024-01-01T00:00:00Z', '#x', 'a #b', 'a#b',
-    '-x', '- x', '@x', 'x@y', "it's", '"q"', '\\', '=', '<<', '*ref', '&anchor', '!tag', '%dir', '|', '>', '?', ',', '`', '{a: b}', '[x]',
-    '.dockerconfigjson', '/path', '_x', 'x:y', 'nginx:1.27', 'tab\there', 'cr\r\nlf', 'multi\nline\n', 'multi\nline', 'multi\nline\n\n\n', '\n', '\n\n',
-    ' lead\nline', '\nx', '\n x', 'x\n  \n', 'x\n  ', 'x\n- y\n', '---\n...\n', '# c\nx', 'a\n\n\nb', 'end:\n', 'x\n\ty', 'uni: ü', 'ü\nü',
-    'a\u2028b', 'del\x7f', 'c1\x85', 'nbsp\u00a0x', 'emoji 😀', 'emoji\n😀', 'lone \ud800', '\ufeffbom', 'bell\x07',
+    'plain', 'two words', 'a: b', 'a:', 'yes', 'No', 'on', 'OFF', 'y', 'null', '~', '', ' lead', 'trail ', '007', '1.5', '1e3', '.inf', '0x1F',
+    '2024-01-01', '#x', 'a #b', '- x', '*ref', '&anchor', '!tag', '%dir', '|', '>', '{a: b}', '[x]', 'tab\there', 'cr\r\nlf', 'multi\nline\n',
+    '---\n...\n', 'uni: ü', 'a\u2028b', 'p\u2029', 'del\x7f', 'c1\x85\x9f', 'nbsp\u00a0x', 'emoji 😀', 'lone \ud800', '\ufeffbom', 'bell\x07', 'back\\slash "q"',
   ];
-  const objects = [
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: Object.fromEntries(tricky.map((s, i) => [s, `v${i}`])) }, data: Object.fromEntries(tricky.map((s, i) => [`k${i}`, s])) },
-    { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' }, spec: { n: [1, -2, 1.5, 1e21, 1e-7, 0, 123456789012, true, false, null], e: {}, ea: [], nested: [[1, [2, []]], [], {}, { a: 1, b: [{ c: 'd' }, {}] }, 'x\ny', ['p\nq']], deep: { a: { b: { c: 'multi\nline\n', d: ['one', 'two\nthree'] } } } } },
+  const objects: KubeObject[] = [
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: Object.fromEntries(tricky.map((s, i) => [s || 'empty', `v${i}`])) }, data: Object.fromEntries(tricky.map((s, i) => [`k${i}`, s])) },
+    { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' }, spec: { n: [1, -2, 1.5, 1e21, 1e-7, 0, 123456789012, true, false, null], e: {}, ea: [], nested: [[1, [2, []]], [], {}, { a: 1 }], ['k'.repeat(1200)]: 'v' } },
   ];
 
-  it('writes what js-yaml and the yaml package read back unchanged', async () => {
+  it('are JSON that YAML readers (js-yaml, yaml) read as the same object, with only printable characters', async () => {
     const jsYaml = (await import('js-yaml')).default;
     const { parse } = await import('yaml');
-    const { toYaml } = await import('../../src/snapshot/resources/archive.js');
+    const { entryText, fromYaml } = await import('../../src/snapshot/resources/archive.js');
     for (const obj of objects) {
-      const text = toYaml(obj as KubeObject);
+      const text = entryText(obj);
+      expect(text.endsWith('}\n')).toBe(true);
+      expect(JSON.parse(text)).toEqual(obj);
       expect(jsYaml.load(text)).toEqual(obj);
       expect(parse(text)).toEqual(obj);
+      expect(fromYaml(text)).toEqual(obj);
+      // eslint-disable-next-line no-control-regex -- exactly what is checked
+      expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]/);
     }
+    expect(entryText(objects[0]!)).toContain('"del\\u007f"');
   });
 
-  it('keeps names plain, config files as block literals, and quotes what could be read as another type', async () => {
-    const { emitYaml } = await import('../../src/snapshot/resources/yaml-emit.js');
-    const text = emitYaml({ metadata: { name: 'web', labels: { 'app.kubernetes.io/name': 'web', on: 'yes', port: '8080' } }, data: { 'app.yaml': 'a: 1\nb:\n  - x\n', empty: {}, list: [{ name: 'x', v: 2 }] } });
-    expect(text).toBe(
-      'metadata:\n  name: web\n  labels:\n    app.kubernetes.io/name: web\n    "on": "yes"\n    port: "8080"\ndata:\n  app.yaml: |\n    a: 1\n    b:\n      - x\n  empty: {}\n  list:\n    - name: x\n      v: 2\n',
-    );
-    // A key YAML cannot hold as an implicit key: js-yaml writes the object.
-    expect(emitYaml({ ['k'.repeat(1200)]: 'v' })).toBeUndefined();
-    const { toYaml, fromYaml } = await import('../../src/snapshot/resources/archive.js');
-    const long = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'l' }, data: { ['k'.repeat(1200)]: 'v' } };
-    expect(fromYaml(toYaml(long))).toEqual(long);
+  it('of older dumps, in block YAML, still read', async () => {
+    const jsYaml = (await import('js-yaml')).default;
+    const { fromYaml } = await import('../../src/snapshot/resources/archive.js');
+    for (const obj of objects) expect(fromYaml(jsYaml.dump(obj, { lineWidth: -1, noRefs: true }))).toEqual(obj);
+    const block = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  labels:\n    "on": "yes"\ndata:\n  app.yaml: |\n    a: 1\n    b:\n      - x\n';
+    expect(fromYaml(block)).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web', labels: { on: 'yes' } }, data: { 'app.yaml': 'a: 1\nb:\n  - x\n' } });
+    // A YAML flow mapping that is not JSON.
+    expect(fromYaml('{apiVersion: v1, kind: ConfigMap, metadata: {name: f}}\n')).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'f' } });
   });
 });
 

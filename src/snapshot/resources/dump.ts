@@ -11,7 +11,7 @@ import { HashCounter } from '../../store/hashing.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
-import { archivePath, forArchive, INDEX_NAME, toYaml } from './archive.js';
+import { archivePath, entryText, forArchive, INDEX_NAME } from './archive.js';
 import { TAR_END, TarBuffer } from './tar-writer.js';
 import type { CompiledFilter, ResourceFilterConfig } from './filters.js';
 import { grName, type KubeObject } from './types.js';
@@ -200,7 +200,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
               sorted = false;
             } else lastKey = key;
             if (!filter.object(r, item)) continue;
-            entries.add(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), toYaml(forArchive(item, r.groupVersion, r.kind)));
+            entries.add(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), entryText(forArchive(item, r.groupVersion, r.kind)));
             added++;
           }
           await append(entries.take());
