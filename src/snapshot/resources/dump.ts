@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
+import { pipeline, Readable, type Transform } from 'node:stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
 import { LifeboatError } from '../../cli/errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
@@ -12,7 +13,6 @@ import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
 import { archivePath, entryText, forArchive, INDEX_NAME } from './archive.js';
-import { TAR_END, TarBuffer } from './tar-writer.js';
 import type { CompiledFilter, ResourceFilterConfig } from './filters.js';
 import { grName, type KubeObject } from './types.js';
 
@@ -100,11 +100,10 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   }
 
   const writer = cat.begin('resources', { labels: opts.labels ?? {} });
-  // The tar is written a page of entries at a time (TarBuffer), into the hashing, compression and
-  // encryption stages and the store.
-  const tar = new PassThrough();
+  const tar: Pack = tarPack();
   const payload = new HashCounter();
-  const stages: (Readable | Transform)[] = [tar, payload, compressor(opts.codec, opts.level), ...(opts.encryption ? [encryptor(opts.encryption)] : [])];
+  // tar-stream's pack is a streamx stream; iterate it into a Node stream for the pipeline.
+  const stages: (Readable | Transform)[] = [Readable.from(tar as unknown as AsyncIterable<Buffer>), payload, compressor(opts.codec, opts.level), ...(opts.encryption ? [encryptor(opts.encryption)] : [])];
   let streamError: Error | undefined;
   const body = pipeline(stages as unknown as [Readable, ...Transform[]], (err) => {
     if (err) streamError ??= err;
@@ -126,24 +125,35 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   });
 
   let objects = 0;
-  const tarOptions = { mtime: createdAt, mode: 0o600 };
-  /** Appends whole entries; waits while the stages downstream are behind, which bounds memory. */
-  const append = async (entries: Buffer): Promise<void> => {
+  /**
+   * Queues one entry; its body is copied into the tar at once (tar-stream makes a Buffer of a
+   * string body), so the object's text is garbage as soon as this returns. Entries are not awaited
+   * one by one: `flushed` waits for the last one queued.
+   */
+  let last: Promise<void> | undefined;
+  const append = (path: string, text: string): void => {
     if (storeFailed) throw storeFailed;
-    if (tar.destroyed) throw streamError ?? new Error('the archive stream was closed');
-    if (entries.length === 0 || tar.write(entries)) return;
-    await new Promise<void>((resolve, reject) => {
-      const settle = (err?: unknown) => {
-        tar.off('drain', onDrain);
-        tar.off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onDrain = () => settle();
-      const onClose = () => settle(storeFailed ?? streamError ?? new Error('the archive stream was closed'));
-      tar.on('drain', onDrain);
-      tar.on('close', onClose);
-    });
+    try {
+      last = new Promise<void>((resolve, reject) => {
+        tar.entry({ name: path, mtime: createdAt, mode: 0o600 }, text, (err) => (err ? reject(err) : resolve()));
+      });
+    } catch (err) {
+      // The tar was destroyed: say why.
+      throw storeFailed ?? streamError ?? err;
+    }
+    // Awaited by flushed(), unless an earlier failure ends the dump first.
+    last.catch(() => undefined);
+  };
+  /**
+   * Resolves when every entry queued so far is in the tar stream: when the stages downstream fall
+   * behind, tar-stream holds the entries back, and so this holds back the next page.
+   */
+  const flushed = async (): Promise<void> => {
+    try {
+      await last;
+    } catch (err) {
+      throw storeFailed ?? streamError ?? err;
+    }
   };
 
   const counts: ResourceCount[] = [];
@@ -164,7 +174,6 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
     let written = 0;
     let lastKey: string | undefined;
     let sorted = true;
-    const entries = new TarBuffer(tarOptions);
     let listRv = '';
     for (let restart = 0; ; restart++) {
       const fetchPage = (cont: string | undefined) => {
@@ -200,10 +209,10 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
               sorted = false;
             } else lastKey = key;
             if (!filter.object(r, item)) continue;
-            entries.add(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), entryText(forArchive(item, r.groupVersion, r.kind)));
+            append(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), entryText(forArchive(item, r.groupVersion, r.kind)));
             added++;
           }
-          await append(entries.take());
+          await flushed();
           objects += added;
           written += added;
           progress();
@@ -252,10 +261,9 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
       ...(opts.selector ? { selector: opts.selector } : {}),
       objects,
     };
-    const last = new TarBuffer(tarOptions, 64 * 1024);
-    last.add(INDEX_NAME, JSON.stringify(index, null, 2) + '\n');
-    await append(last.take());
-    tar.end(TAR_END);
+    append(INDEX_NAME, JSON.stringify(index, null, 2) + '\n');
+    await flushed();
+    tar.finalize();
     await stored;
     if (streamError) throw streamError;
     const manifest = await writer.commit({
