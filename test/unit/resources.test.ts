@@ -453,4 +453,21 @@ describe('resources dump', () => {
     expect(new Set(names).size).toBe(9);
     expect(result.index.objects).toBe(15);
   });
+
+  it('lists once more and writes everything when the list is out of order only after the restart', async () => {
+    // In key order until the token expires, reversed from then on: the pass that skips keys up to
+    // b/cm-3 sees c/cm-3 then c/cm-2 and cannot trust what it skipped.
+    const client = fakeClient(objects(), (call) => (call === 2 ? { status: 410 } : call > 2 ? { order: 'reversed' } : undefined));
+    const { result, names } = await dump(client);
+    expect(names.slice(0, 7)).toEqual(['a/cm-1', 'a/cm-2', 'a/cm-3', 'b/cm-1', 'b/cm-2', 'b/cm-3', 'c/cm-3']);
+    expect(new Set(names)).toEqual(new Set(objects().map((o) => `${o.metadata.namespace}/${o.metadata.name}`)));
+    expect(names.length).toBe(16);
+    expect(result.index.resources).toEqual([expect.objectContaining({ resource: 'configmaps', objects: 16 })]);
+  });
+
+  it('resumes after the last key again when a second token expires', async () => {
+    const client = fakeClient(objects(), (call) => (call === 1 || call === 4 ? { status: 410 } : undefined));
+    const { names } = await dump(client);
+    expect(names).toEqual(objects().map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+  });
 });

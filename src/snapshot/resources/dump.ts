@@ -77,6 +77,9 @@ export function archiveObjectName(codec: Codec, encrypted: boolean): string {
   return `resources.tar${CODEC_SUFFIX[codec]}${encrypted ? AGE_SUFFIX : ''}`;
 }
 
+/** A list seen out of key order while skipping the keys written before a restart. */
+class OutOfOrder extends Error {}
+
 const transient = (err: unknown) => err instanceof KubeApiError && (err.status === 429 || err.status >= 500);
 
 /**
@@ -165,15 +168,19 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
   /**
    * One resource, page by page. If its continue token expires (410), the list starts again and
    * skips what was written, without remembering every object: the API server lists in key order
-   * (namespace/name, as etcd stores them), so everything up to the last key reached was listed,
-   * and the new list resumes after it (what was created meanwhile before that key is left out,
-   * as the API server's own inconsistent continuation would). A server whose list turns out not
-   * to be in that order has its objects written again (a duplicate entry, never a missing one).
+   * (namespace/name, as etcd and its watch cache hold them), so everything up to the highest key
+   * written was listed, and the new list resumes after it (what was created meanwhile before that
+   * key is left out, as the API server's own inconsistent continuation would). Skipping relies on
+   * that order, so it is checked in every pass: a list seen out of order before the restart is
+   * written again whole; one seen out of order while skipping is started once more and written
+   * whole. Either way an object may be written twice, never left out.
    */
   const dumpOne = async (r: ServedResource): Promise<void> => {
     let written = 0;
+    /** The highest key written so far. */
     let lastKey: string | undefined;
-    let sorted = true;
+    let inOrder = true;
+    let skipping = false;
     let listRv = '';
     for (let restart = 0; ; restart++) {
       const fetchPage = (cont: string | undefined) => {
@@ -192,6 +199,8 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
         return p;
       };
       try {
+        /** The previous key of this pass. */
+        let prev: string | undefined;
         let next = fetchPage(undefined);
         for (;;) {
           const page = await next;
@@ -199,29 +208,38 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           // The API server prepares the next page while this one is written.
           if (cont) next = fetchPage(cont);
           listRv = page.metadata?.resourceVersion ?? listRv;
-          let added = 0;
           // Items are parsed one at a time (ListPage): each is garbage before the next is read.
           for (let i = 0; i < page.length; i++) {
             const item = page.item<KubeObject>(i);
             const key = `${item.metadata.namespace ?? ''}/${item.metadata.name}`;
-            if (lastKey !== undefined && key <= lastKey) {
-              if (restart > 0 && sorted) continue;
-              sorted = false;
-            } else lastKey = key;
+            if (prev !== undefined && key <= prev) {
+              inOrder = false;
+              if (skipping) throw new OutOfOrder();
+            }
+            prev = key;
+            if (skipping && key <= lastKey!) continue;
+            if (lastKey === undefined || key > lastKey) lastKey = key;
             if (!filter.object(r, item)) continue;
             append(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), entryText(forArchive(item, r.groupVersion, r.kind)));
-            added++;
+            objects++;
+            written++;
           }
           await flushed();
-          objects += added;
-          written += added;
           progress();
           if (!cont) break;
         }
         break;
       } catch (err) {
+        // Objects up to lastKey may have been skipped in this pass, not only ones written before.
+        if (err instanceof OutOfOrder) {
+          skipping = false;
+          continue;
+        }
         // 410 Gone: the continue token expired (the list took longer than etcd keeps history).
-        if (err instanceof KubeApiError && err.status === 410 && restart < 3) continue;
+        if (err instanceof KubeApiError && err.status === 410 && restart < 3) {
+          skipping = inOrder && lastKey !== undefined;
+          continue;
+        }
         throw err;
       }
     }
