@@ -83,28 +83,20 @@ export class KubeClient {
 
   /** One API call; resolves with the parsed JSON body, throws KubeApiError on a non-2xx answer. */
   async request<T>(path: string, params: RequestParams = {}): Promise<T> {
-    const text = (await this.requestBytes(path, params)).toString('utf8');
-    try {
-      return (text ? JSON.parse(text) : undefined) as T;
-    } catch {
-      return undefined as T;
-    }
-  }
-
-  /** One API call; resolves with the body's bytes, throws KubeApiError on a non-2xx answer. */
-  async requestBytes(path: string, params: RequestParams = {}): Promise<Buffer> {
     const res = await this.raw(path, params);
-    const body = await readBody(res);
+    const text = await readText(res);
     const status = res.statusCode ?? 0;
-    if (status >= 200 && status < 300) return body;
-    const text = body.toString('utf8');
-    let st: KubeStatus | undefined;
+    let body: unknown;
     try {
-      st = text ? (JSON.parse(text) as KubeStatus) : undefined;
+      body = text ? JSON.parse(text) : undefined;
     } catch {
-      st = undefined;
+      body = undefined;
     }
-    throw new KubeApiError(status, st?.reason ?? `HTTP${status}`, st?.message ?? (text.slice(0, 200) || `HTTP ${status}`), st);
+    if (status < 200 || status >= 300) {
+      const st = body as KubeStatus | undefined;
+      throw new KubeApiError(status, st?.reason ?? `HTTP${status}`, st?.message ?? (text.slice(0, 200) || `HTTP ${status}`), st);
+    }
+    return body as T;
   }
 
   /** The raw response (for streaming large lists). */
@@ -139,10 +131,10 @@ export class KubeClient {
   }
 }
 
-async function readBody(res: IncomingMessage): Promise<Buffer> {
+async function readText(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function connectionError(err: Error, server: string): Error {

@@ -6,7 +6,6 @@ import { LifeboatError } from '../../cli/errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
 import { collectionPath, discoverResources, type ServedResource } from '../../kube/discovery.js';
-import { ListPage } from '../../kube/list-page.js';
 import type { Catalogue } from '../../store/catalogue.js';
 import { HashCounter } from '../../store/hashing.js';
 import type { BackupManifest } from '../../store/manifest.js';
@@ -185,13 +184,11 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
     for (let restart = 0; ; restart++) {
       const fetchPage = (cont: string | undefined) => {
         const p = pRetry(
-          async () =>
-            ListPage.parse(
-              await client.requestBytes(collectionPath(r), {
-                query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
-                signal: opts.signal,
-              }),
-            ),
+          () =>
+            client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] | null }>(collectionPath(r), {
+              query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
+              signal: opts.signal,
+            }),
           { retries: 5, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error), ...(opts.signal ? { signal: opts.signal } : {}) },
         );
         // Awaited below, unless writing the previous page fails first.
@@ -208,9 +205,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           // The API server prepares the next page while this one is written.
           if (cont) next = fetchPage(cont);
           listRv = page.metadata?.resourceVersion ?? listRv;
-          // Items are parsed one at a time (ListPage): each is garbage before the next is read.
-          for (let i = 0; i < page.length; i++) {
-            const item = page.item<KubeObject>(i);
+          for (const item of page.items ?? []) {
             const key = `${item.metadata.namespace ?? ''}/${item.metadata.name}`;
             if (prev !== undefined && key <= prev) {
               inOrder = false;
