@@ -105,8 +105,12 @@ async function kubeAccess(file) {
     : new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const headers = user.token ? { Authorization: `Bearer ${user.token}` } : {};
   const send = tls ? request : httpRequest;
-  /** One request; the body is handed to onData when given (streamed), else returned as text. */
-  const call = (method, path, body, extra = {}, onData) =>
+  /**
+   * One request; the body is handed to onData when given (streamed), else returned as text. A
+   * kept-alive socket the server closed while idle (during a long run of another case) fails with
+   * ECONNRESET when reused: the request is sent again on a new one.
+   */
+  const call = (method, path, body, extra = {}, onData, retried = false) =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
       const req = send(new URL(cluster.server.replace(/\/+$/, '') + path), {
@@ -119,7 +123,10 @@ async function kubeAccess(file) {
         res.on('end', () => resolve({ status: res.statusCode, text: onData ? '' : Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       });
-      req.on('error', reject);
+      req.on('error', (err) => {
+        if (!retried && req.reusedSocket && err.code === 'ECONNRESET') resolve(call(method, path, body, extra, onData, true));
+        else reject(err);
+      });
       req.end(payload);
     });
   const json = async (method, path, body, extra) => {
