@@ -684,7 +684,7 @@ export async function serviceAccountKubeconfig(
   ns: string,
   name: string,
   file: string,
-  ready: { resource: string; verb: string; group?: string },
+  ready: { resource: string; verb: string; group?: string; namespace?: string },
 ): Promise<string> {
   const token = await kube.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
     apiVersion: 'authentication.k8s.io/v1',
@@ -714,7 +714,7 @@ export async function serviceAccountKubeconfig(
       spec: {
         user,
         groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
-        resourceAttributes: { resource: ready.resource, verb: ready.verb, group: ready.group ?? '' },
+        resourceAttributes: { resource: ready.resource, verb: ready.verb, group: ready.group ?? '', ...(ready.namespace ? { namespace: ready.namespace } : {}) },
       },
     });
     return review.status.allowed;

@@ -95,6 +95,41 @@ describe('resources dump and restore with bad input against a real API server', 
     expect(JSON.parse(await readFile(join(extracted, 'core', 'namespaces', '_cluster', `${ns}.yaml`), 'utf8'))).toMatchObject({ kind: 'Namespace', metadata: { name: ns } });
   });
 
+  it('credentials bound only in the named namespace dump it: its lists and its Namespace object are read per namespace', async () => {
+    const k = env.kube;
+    await k.create(`/api/v1/namespaces/${ns}/configmaps`, configMap('mine'));
+    await k.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'tenant' } });
+    // The built-in "view" role, granted in this namespace only.
+    await k.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'tenant-view' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+      subjects: [{ kind: 'ServiceAccount', name: 'tenant', namespace: ns }],
+    });
+    const saConfig = await serviceAccountKubeconfig(k, ns, 'tenant', join(dir, 'tenant.kubeconfig'), { resource: 'configmaps', verb: 'list', namespace: ns });
+    const clusterWide = await k.create<{ status: { allowed: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: { user: `system:serviceaccount:${ns}:tenant`, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { resource: 'configmaps', verb: 'list' } },
+    });
+    expect(clusterWide.status.allowed).toBe(false);
+
+    const r = await cli(['resources', 'dump', '--include-namespaces', ns, '--include-resources', 'configmaps,deployments.apps,namespaces', '-o', 'json'], saConfig);
+    expect(r.code, r.stderr).toBe(0);
+    const { index } = JSON.parse(r.stdout) as { index: DumpIndex };
+    expect(index.failed).toEqual([]);
+    const counts = Object.fromEntries(index.resources.map((c) => [c.resource, c.objects]));
+    expect(counts.namespaces).toBe(1);
+    expect(counts['deployments.apps']).toBe(0);
+    expect(counts.configmaps).toBeGreaterThanOrEqual(2); // "mine" and kube-root-ca.crt (and any earlier test's)
+
+    // With a glob the dump lists cluster-wide, which these credentials may not.
+    const globbed = await cli(['resources', 'dump', '--include-namespaces', `${ns.slice(0, -1)}*`, '--include-resources', 'configmaps'], saConfig);
+    expect(globbed.code).toBe(3);
+    expect(globbed.stderr).toMatch(/could not list configmaps: 403 Forbidden/);
+  });
+
   it('a CRD that is never Established: its custom resources fail after --crd-timeout, naming the CRD and its conditions (exit 3)', async () => {
     const k = env.kube;
     const group = `e2e${randomBytes(3).toString('hex')}.example.com`;

@@ -11,6 +11,14 @@ const gr = (name: string, namespaced = true, kind = 'X'): GroupResource => {
 
 describe('resource filters', () => {
   const f = (over: Partial<ResourceFilterConfig>) => compileFilter({ ...DEFAULT_FILTER, ...over });
+  it('lists namespace by namespace only when every --include-namespaces entry is a plain name', () => {
+    expect(f({}).listNamespaces()).toBeUndefined();
+    expect(f({ includeNamespaces: ['b', 'a', 'b'] }).listNamespaces()).toEqual(['a', 'b']);
+    expect(f({ includeNamespaces: ['a', 'b'], excludeNamespaces: ['b'] }).listNamespaces()).toEqual(['a']);
+    expect(f({ includeNamespaces: ['team-*'] }).listNamespaces()).toBeUndefined();
+    expect(f({ includeNamespaces: ['a', 'b?'] }).listNamespaces()).toBeUndefined();
+    expect(f({ includeNamespaces: ['*'] }).listNamespaces()).toBeUndefined();
+  });
   const cases: [string, Partial<ResourceFilterConfig>, GroupResource, boolean][] = [
     ['everything by default', {}, gr('deployments.apps'), true],
     ['cluster-scoped by default when all namespaces are dumped', {}, gr('clusterroles.rbac.authorization.k8s.io', false), true],

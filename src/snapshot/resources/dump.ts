@@ -174,18 +174,16 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
    * written again whole; one seen out of order while skipping is started once more and written
    * whole. Either way an object may be written twice, never left out.
    */
-  const dumpOne = async (r: ServedResource): Promise<void> => {
-    let written = 0;
+  const listInto = async (r: ServedResource, path: string, tally: { written: number; listRv: string }): Promise<void> => {
     /** The highest key written so far. */
     let lastKey: string | undefined;
     let inOrder = true;
     let skipping = false;
-    let listRv = '';
     for (let restart = 0; ; restart++) {
       const fetchPage = (cont: string | undefined) => {
         const p = pRetry(
           () =>
-            client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] | null }>(collectionPath(r), {
+            client.request<{ metadata?: { continue?: string; resourceVersion?: string }; items: KubeObject[] | null }>(path, {
               query: { limit: pageSize, continue: cont, labelSelector: opts.selector },
               signal: opts.signal,
             }),
@@ -204,7 +202,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
           const cont = page.metadata?.continue || undefined;
           // The API server prepares the next page while this one is written.
           if (cont) next = fetchPage(cont);
-          listRv = page.metadata?.resourceVersion ?? listRv;
+          tally.listRv = page.metadata?.resourceVersion ?? tally.listRv;
           for (const item of page.items ?? []) {
             const key = `${item.metadata.namespace ?? ''}/${item.metadata.name}`;
             if (prev !== undefined && key <= prev) {
@@ -217,7 +215,7 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
             if (!filter.object(r, item)) continue;
             append(archivePath(r, r.namespaced ? item.metadata.namespace : undefined, item.metadata.name), entryText(forArchive(item, r.groupVersion, r.kind)));
             objects++;
-            written++;
+            tally.written++;
           }
           await flushed();
           progress();
@@ -238,8 +236,45 @@ export async function dumpResources(cat: Catalogue, opts: DumpOptions): Promise<
         throw err;
       }
     }
-    counts.push({ resource: grName(r), groupVersion: r.groupVersion, kind: r.kind, namespaced: r.namespaced, objects: written, listResourceVersion: listRv });
   };
+
+  const listed = filter.listNamespaces();
+  /**
+   * One resource: one list cluster-wide, or one per namespace named in --include-namespaces (and
+   * those Namespace objects read one by one). Its count goes into the index even when a later
+   * list fails, so the index always counts what the archive holds.
+   */
+  const dumpOne = async (r: ServedResource): Promise<void> => {
+    const tally = { written: 0, listRv: '' };
+    let ok = false;
+    try {
+      if (listed && r.group === '' && r.resource === 'namespaces') {
+        for (const ns of listed) {
+          const obj = await client.request<KubeObject>(`/api/v1/namespaces/${encodeURIComponent(ns)}`, { signal: opts.signal }).catch((err: unknown) => {
+            if (err instanceof KubeApiError && err.status === 404) return undefined;
+            throw err;
+          });
+          if (!obj || !filter.object(r, obj)) continue;
+          append(archivePath(r, undefined, obj.metadata.name), entryText(forArchive(obj, r.groupVersion, r.kind)));
+          objects++;
+          tally.written++;
+          if (typeof obj.metadata.resourceVersion === 'string') tally.listRv = obj.metadata.resourceVersion;
+        }
+        await flushed();
+      } else if (listed && r.namespaced) {
+        for (const ns of listed) await listInto(r, collectionPath(r, ns), tally);
+      } else {
+        await listInto(r, collectionPath(r), tally);
+      }
+      ok = true;
+    } finally {
+      if (ok || tally.written > 0) {
+        counts.push({ resource: grName(r), groupVersion: r.groupVersion, kind: r.kind, namespaced: r.namespaced, objects: tally.written, listResourceVersion: tally.listRv });
+      }
+    }
+  };
+
+
 
   const limit = pLimit(opts.concurrency ?? 4);
   try {

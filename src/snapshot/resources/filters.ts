@@ -44,6 +44,11 @@ export interface CompiledFilter {
   resource(gr: GroupResource): { selected: boolean; reason?: string };
   /** Whether objects of a namespace are dumped (namespaced resources). */
   namespace(ns: string): boolean;
+  /**
+   * The namespaces to list one by one, when --include-namespaces names them outright (no glob):
+   * credentials bound only in those namespaces can then dump them. Undefined: list cluster-wide.
+   */
+  listNamespaces(): string[] | undefined;
   /** Whether one object is dumped, given its resource. */
   object(gr: GroupResource, obj: KubeObject): boolean;
 }
@@ -94,5 +99,7 @@ export function compileFilter(config: ResourceFilterConfig): CompiledFilter {
     }
     return true;
   };
-  return { config, resource, namespace, object };
+  const literal = config.includeNamespaces.length > 0 && !allNamespaces && config.includeNamespaces.every((p) => !/[*?[\]{}()!+@]/.test(p));
+  const listNamespaces = () => (literal ? [...new Set(config.includeNamespaces)].filter((ns) => !excNs(ns)).sort() : undefined);
+  return { config, resource, namespace, object, listNamespaces };
 }
