@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError } from '../kube/errors.js';
+import { sleep } from './gates.js';
 import { ActionError, substitute, type ActionContext, type ActionSpec, type NodeAction } from './actions.js';
 
 type JobSpec = Extract<ActionSpec, { kind: 'job' }>;
@@ -176,16 +177,4 @@ export class JobAction implements NodeAction {
 
 interface EventList {
   items: { type?: string; reason?: string; message?: string }[];
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
