@@ -245,15 +245,6 @@ export class LeaseLock {
     }
   }
 
-  /** Deletes the Lease whoever holds it (upgrade abort). */
-  async breakLock(): Promise<string | undefined> {
-    await this.stopRenewing();
-    const lease = await this.read();
-    if (!lease) return undefined;
-    await this.deleteLease(lease);
-    return lease.spec.holderIdentity ?? undefined;
-  }
-
   /** false: the lease changed since it was read (409). */
   private async deleteLease(lease: Lease): Promise<boolean> {
     try {
