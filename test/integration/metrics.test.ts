@@ -2,34 +2,17 @@
  * --metrics-file against a real etcd: the file parses with an independent OpenMetrics parser (the
  * Prometheus client library's, from Debian), and a failed run keeps the last success time.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderOpenMetrics } from '../../src/cli/metrics.js';
 import { runCli } from '../helpers/cli.js';
+import { parseExposition } from '../helpers/prometheus.js';
 import { fillEtcd } from '../helpers/etcd.js';
 import { startEtcd, type EtcdHandle } from '../rig/components.js';
 
-const execFileP = promisify(execFile);
 
-/** Parses OpenMetrics text with prometheus_client's strict parser: [name, labels, value][] or a thrown error. */
-async function parseOpenMetrics(text: string): Promise<[string, Record<string, string>, number][]> {
-  const script = `
-import json, sys
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-out = []
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        out.append([s.name, s.labels, s.value])
-print(json.dumps(out))
-`;
-  const child = execFileP('/usr/bin/python3', ['-c', script]);
-  child.child.stdin?.end(text);
-  return JSON.parse((await child).stdout) as [string, Record<string, string>, number][];
-}
 
 describe('--metrics-file', () => {
   let etcd: EtcdHandle;
@@ -50,7 +33,7 @@ describe('--metrics-file', () => {
     const ok = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', store, '--metrics-file', file, '-o', 'json']);
     expect(ok.code, ok.stderr).toBe(0);
     const stored = (JSON.parse(ok.stdout) as { objects: { size: number }[] }).objects[0]!.size;
-    const first = await parseOpenMetrics(await readFile(file, 'utf8'));
+    const first = await parseExposition(await readFile(file, 'utf8'), 'openmetrics');
     const value = (samples: typeof first, name: string, labels: Record<string, string> = { kind: 'etcd' }) =>
       samples.find(([n, l]) => n === name && Object.entries(labels).every(([k, v]) => l[k] === v))?.[2];
     const success = value(first, 'lifeboat_backup_last_success_timestamp_seconds');
@@ -62,7 +45,7 @@ describe('--metrics-file', () => {
 
     const bad = await runCli(['etcd', 'snapshot', '--endpoints', 'http://127.0.0.1:1', '--dial-timeout', '1s', '--store', store, '--metrics-file', file]);
     expect(bad.code).not.toBe(0);
-    const second = await parseOpenMetrics(await readFile(file, 'utf8'));
+    const second = await parseExposition(await readFile(file, 'utf8'), 'openmetrics');
     expect(value(second, 'lifeboat_backup_last_run_result', { kind: 'etcd', result: 'failure' })).toBe(1);
     expect(value(second, 'lifeboat_backup_last_run_result', { kind: 'etcd', result: 'success' })).toBe(0);
     expect(value(second, 'lifeboat_backup_last_success_timestamp_seconds')).toBe(success);
@@ -71,7 +54,7 @@ describe('--metrics-file', () => {
 
   it('the parser is strict: text without the final # EOF is refused (the check can fail)', async () => {
     const text = renderOpenMetrics({ kind: 'resources', result: 'partial', startedAt: new Date(), durationSeconds: 1.5, bytes: 10, objects: 3 });
-    expect(await parseOpenMetrics(text)).toContainEqual(['lifeboat_backup_last_run_objects', { kind: 'resources' }, 3]);
-    await expect(parseOpenMetrics(text.replace('# EOF\n', ''))).rejects.toThrow();
+    expect(await parseExposition(text, 'openmetrics')).toContainEqual(['lifeboat_backup_last_run_objects', { kind: 'resources' }, 3]);
+    await expect(parseExposition(text.replace('# EOF\n', ''), 'openmetrics')).rejects.toThrow();
   });
 });

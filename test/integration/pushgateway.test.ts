@@ -4,36 +4,18 @@
  * Prometheus client library's text-format parser, from Debian). A failed run keeps the last
  * success time; a Pushgateway that is down or slow never changes a run's exit code.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { parseExposition, type Sample } from '../helpers/prometheus.js';
 import { fillEtcd } from '../helpers/etcd.js';
 import { freePort, PUSHGATEWAY_BASIC_AUTH, startEtcd, startPushgateway, type EtcdHandle, type PushgatewayHandle } from '../rig/components.js';
 
-const execFileP = promisify(execFile);
 
-type Sample = [string, Record<string, string>, number];
 
-/** Parses the text exposition format with prometheus_client's parser: [name, labels, value][]. */
-async function parseTextFormat(text: string): Promise<Sample[]> {
-  const script = `
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        out.append([s.name, s.labels, s.value])
-print(json.dumps(out))
-`;
-  const child = execFileP('/usr/bin/python3', ['-c', script]);
-  child.child.stdin?.end(text);
-  return JSON.parse((await child).stdout) as Sample[];
-}
 
 /** The one sample with this name whose labels include these; undefined when there is none. */
 function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
@@ -75,7 +57,7 @@ describe('--pushgateway', () => {
     expect(logLines(ok.stderr).filter((l) => l.level === 'warn')).toEqual([]);
     const stored = (JSON.parse(ok.stdout) as { objects: { size: number }[] }).objects[0]!.size;
 
-    const first = await parseTextFormat(await gateway.scrape());
+    const first = await parseExposition(await gateway.scrape(), 'text');
     const success = value(first, 'lifeboat_backup_last_success_timestamp_seconds', etcdGroup);
     expect(success).toBeGreaterThan(Date.now() / 1000 - 120);
     expect(success).toBeLessThanOrEqual(Date.now() / 1000);
@@ -94,7 +76,7 @@ describe('--pushgateway', () => {
     const bad = await runCli(['etcd', 'snapshot', '--endpoints', 'http://127.0.0.1:1', '--dial-timeout', '1s', '--store', store, '--pushgateway', gateway.url]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).not.toMatch(/Pushgateway/);
-    const second = await parseTextFormat(await gateway.scrape());
+    const second = await parseExposition(await gateway.scrape(), 'text');
     expect(value(second, 'lifeboat_backup_last_success_timestamp_seconds', etcdGroup)).toBe(success);
     expect(value(second, 'lifeboat_backup_last_run_result', { ...etcdGroup, result: 'failure' })).toBe(1);
     expect(value(second, 'lifeboat_backup_last_run_result', { ...etcdGroup, result: 'success' })).toBe(0);
@@ -104,7 +86,7 @@ describe('--pushgateway', () => {
   });
 
   it('a resource dump is its own group: its failure leaves the etcd group alone', async () => {
-    const before = await parseTextFormat(await gateway.scrape());
+    const before = await parseExposition(await gateway.scrape(), 'text');
     const kubeconfig = join(dir, 'unreachable.kubeconfig');
     await writeFile(
       kubeconfig,
@@ -120,7 +102,7 @@ describe('--pushgateway', () => {
     );
     const r = await runCli(['resources', 'dump', '--kubeconfig', kubeconfig, '--store', store, '--pushgateway', gateway.url]);
     expect(r.code).toBe(1);
-    const after = await parseTextFormat(await gateway.scrape());
+    const after = await parseExposition(await gateway.scrape(), 'text');
     const resources = { job: 'lifeboat', kind: 'resources', instance: '' };
     expect(value(after, 'lifeboat_backup_last_run_result', { ...resources, result: 'failure' })).toBe(1);
     expect(value(after, 'lifeboat_backup_last_run_objects', resources)).toBe(0);
@@ -138,7 +120,7 @@ describe('--pushgateway', () => {
       const ok = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', store, '--pushgateway', secured.urlWithAuth, '--pushgateway-job', 'lifeboat-prod/eu']);
       expect(ok.code, ok.stderr).toBe(0);
       expect(logLines(ok.stderr).filter((l) => l.level === 'warn')).toEqual([]);
-      const samples = await parseTextFormat(await secured.scrape());
+      const samples = await parseExposition(await secured.scrape(), 'text');
       // A job with a "/" travels base64-encoded in the path and arrives intact.
       expect(value(samples, 'lifeboat_backup_last_run_result', { job: 'lifeboat-prod/eu', kind: 'etcd', result: 'success' })).toBe(1);
 
