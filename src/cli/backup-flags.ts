@@ -7,7 +7,7 @@ import { UsageError } from './errors.js';
 /** How a new backup is written: compression, encryption, labels. Shared by every backup command. */
 export const backupWriteFlags = withEnv({
   compress: Flags.option({ options: CODECS, default: 'zstd' as const, summary: 'Compression: zstd (default), gzip, or none.' })(),
-  'compress-level': Flags.integer({ summary: 'Compression level (zstd default 3, gzip default 1).' }),
+  'compress-level': Flags.integer({ summary: 'Compression level (zstd default 1, up to 19; gzip default 1, up to 9).' }),
   'encrypt-to': Flags.string({ multiple: true, summary: 'Encrypt to this age recipient (repeatable).', helpGroup: 'ENCRYPTION' }),
   'passphrase-file': Flags.string({ summary: 'Encrypt with the passphrase in this file (age scrypt).', helpGroup: 'ENCRYPTION', exclusive: ['encrypt-to'] }),
   label: Flags.string({ multiple: true, summary: 'Label the backup, k=v (repeatable).' }),

@@ -404,9 +404,13 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
       ['--cert', '/tmp/x.crt'],
       ['--label', 'novalue'],
       ['--stall-timeout', 'soon'],
+      ['--compress-level', '23'],
+      ['--compress', 'gzip', '--compress-level', '10'],
+      ['--compress', 'none', '--compress-level', '3'],
     ]) {
       const r = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', store, ...args]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      if (args.includes('--compress-level')) expect(r.stderr).toMatch(/--compress-level \d+ (is not a (zstd|gzip) level|has no meaning with --compress none)/);
     }
     const missing = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', store, '--passphrase-file', '/nonexistent/pass']);
     expect(missing.code).toBe(4);

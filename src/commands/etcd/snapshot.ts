@@ -10,6 +10,7 @@ import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { takeSnapshot } from '../../snapshot/etcd/save.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { metricsFlags, metricsOutputsFrom, withRunMetrics } from '../../cli/metrics.js';
+import { checkLevel } from '../../snapshot/pipeline/codec.js';
 
 export default class EtcdSnapshot extends BaseCommand<typeof EtcdSnapshot> {
   static override summary = "Take an etcd snapshot and stream it, checked, compressed and optionally encrypted, into the store.";
@@ -38,6 +39,7 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
 
   private async snapshot(): Promise<BackupManifest> {
     const f = this.flags;
+    const level = checkLevel(f.compress, f['compress-level']);
     const connection = etcdConnectionFromFlags(f);
     const encryption = await encryptionFrom(f);
     const labels = parseLabels(f.label ?? []);
@@ -49,7 +51,7 @@ The stored object opens with standard tools: \`age -d -i key.txt snapshot.db.zst
       manifest = await takeSnapshot(cat, {
         connection,
         codec: f.compress,
-        level: f['compress-level'],
+        level,
         encryption,
         labels,
         stallTimeoutMs: f['stall-timeout'] === '0' ? 0 : parseDuration(f['stall-timeout'], '--stall-timeout'),

@@ -9,6 +9,7 @@ import { metricsFlags, metricsOutputsFrom, withRunMetrics } from '../../cli/metr
 import { formatBytes, renderTable } from '../../cli/output.js';
 import { catalogueFromFlags, storeFlags } from '../../cli/store-flags.js';
 import { dumpResources, type DumpResult } from '../../snapshot/resources/dump.js';
+import { checkLevel } from '../../snapshot/pipeline/codec.js';
 
 export default class ResourcesDump extends BaseCommand<typeof ResourcesDump> {
   static override summary = 'Dump every served resource (CRDs and custom resources included) into the store, one YAML file per object.';
@@ -47,6 +48,7 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
 
   private async dump(): Promise<DumpResult> {
     const f = this.flags;
+    const level = checkLevel(f.compress, f['compress-level']);
     const filter = filterFromFlags(f);
     const encryption = await encryptionFrom(f);
     const labels = parseLabels(f.label ?? []);
@@ -59,7 +61,7 @@ Extracted, the tree applies with \`kubectl apply -R -f\` without lifeboat. Objec
         filter,
         selector: f.selector,
         codec: f.compress,
-        level: f['compress-level'],
+        level,
         encryption,
         labels,
         concurrency: f.concurrency,
