@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fnv64a, parseMeta } from '../../src/snapshot/etcd/bbolt.js';
-import { classifyRegistryKey, defaultDepth, groupOf, LiveKeys, valueEncoding, ValueEncoding } from '../../src/snapshot/etcd/inspect.js';
+import { classifyRegistryKey, defaultDepth, groupOf, LiveKeys, summarize, valueEncoding, ValueEncoding } from '../../src/snapshot/etcd/inspect.js';
 import { decodeKeyValue, encodeKeyValue, encodeVarint, formatRevKey, parseRevKey, ProtoError, ProtoReader } from '../../src/snapshot/etcd/mvcc.js';
 import { humanizeBytes } from '../../src/snapshot/etcd/status.js';
 
@@ -115,6 +115,46 @@ describe('Kubernetes keys', () => {
     ['/registry/pods/', null],
     ['/other/pods/a/b', null],
   ])('%s', (key, want) => expect(classifyRegistryKey(key)).toEqual(want));
+
+  it('counts objects per resource and namespace as classifying every key one by one would', () => {
+    // Keys whose class depends on their last segment, non-ASCII names, deep names, other roots.
+    const keys = [
+      '/registry/services/specs', '/registry/services/endpoints', '/registry/services/specs/default/kubernetes',
+      '/registry/services/endpoints/default/kubernetes', '/registry/services/specs/ns-\u00e9/a', '/registry/namespaces/default',
+      '/registry/namespaces/specs', '/registry/health', '/registry/pods/', '/registry/pods/ns/', '/registry/pods/ns/web-1',
+      '/registry/pods/ns/web-2', '/registry/pods/n\u00f1/web-1', '/registry/minions/node-a',
+      '/registry/apiextensions.k8s.io/customresourcedefinitions/foos.example.com', '/registry/example.com/foos/team-a/foo-1',
+      '/registry/example.com/foos/team-a/specs', '/registry/example.com/clusterfoos/foo-1', '/registry/example.com/foos',
+      '/registry/foo/ns/a/b', '/registry/foo/ns/a/c', '/registryfoo/x', '/other/pods/a/b', 'plain',
+    ];
+    const live = new LiveKeys();
+    keys.forEach((text, i) => live.put(Buffer.from(text).toString('latin1'), 1, i + 2, 1, 10 * (i + 1), 0n, (i % 4) as ValueEncoding));
+    const k8s = summarize({ live, revision: 30, compactRevision: null, revisions: keys.length, tombstones: 0 }, { kubernetes: true }).kubernetes;
+    const want = { objects: 0, bytes: 0, otherKeys: 0, pairs: new Map<string, number>(), resources: new Map<string, { objects: number; bytes: number; ns: Set<string> }>() };
+    keys.forEach((text, i) => {
+      if (!text.startsWith('/registry/')) return;
+      const c = classifyRegistryKey(text);
+      if (!c) return void want.otherKeys++;
+      const size = Buffer.byteLength(text) + 10 * (i + 1);
+      const name = c.group ? `${c.resource}.${c.group}` : c.resource;
+      want.objects++;
+      want.bytes += size;
+      want.pairs.set(`${name} ${c.namespace ?? ''}`, (want.pairs.get(`${name} ${c.namespace ?? ''}`) ?? 0) + 1);
+      const r = want.resources.get(name) ?? { objects: 0, bytes: 0, ns: new Set<string>() };
+      r.objects++;
+      r.bytes += size;
+      if (c.namespace !== null) r.ns.add(c.namespace);
+      want.resources.set(name, r);
+    });
+    expect(k8s).toBeDefined();
+    expect({ objects: k8s?.objects, bytes: k8s?.bytes, otherKeys: k8s?.otherKeys }).toEqual({ objects: want.objects, bytes: want.bytes, otherKeys: want.otherKeys });
+    expect(new Map(k8s?.objectsByNamespace.map((p) => [`${p.resource} ${p.namespace}`, p.objects]))).toEqual(want.pairs);
+    expect(new Map(k8s?.resources.map((r) => [r.resource, { objects: r.objects, bytes: r.bytes, namespaces: r.namespaces }]))).toEqual(
+      new Map([...want.resources].map(([n, r]) => [n, { objects: r.objects, bytes: r.bytes, namespaces: r.ns.size }])),
+    );
+    expect(k8s?.objectsByNamespace).toContainEqual({ resource: 'pods', namespace: 'n\u00f1', objects: 1 });
+    expect(Object.values(k8s?.encodings ?? {}).reduce((a, b) => a + b, 0)).toBe(want.objects);
+  });
 
   it('honours another registry prefix', () => {
     expect(classifyRegistryKey('/kubernetes.io/secrets/a/b', '/kubernetes.io')).toEqual({ resource: 'secrets', group: '', namespace: 'a', name: 'b' });

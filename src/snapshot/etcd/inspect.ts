@@ -96,6 +96,11 @@ export class LiveKeys {
     return slot === undefined ? 0 : (this.modRev[slot] as number);
   }
 
+  /** Calls fn for every live key, in no particular order, without an object per key. */
+  forEachKey(fn: (key: string, valueSize: number, encoding: ValueEncoding) => void): void {
+    for (const [key, slot] of this.slots) fn(key, this.size[slot] as number, this.enc[slot] as ValueEncoding);
+  }
+
   /** Live keys in no particular order. */
   *[Symbol.iterator](): Generator<LiveKey> {
     for (const [key, slot] of this.slots) yield this.at(key, slot);
@@ -361,16 +366,16 @@ export function summarize(scan: LiveScan, opts: InspectOptions = {}): InspectRep
   let keyBytes = 0;
   let valueBytes = 0;
   const k8s = opts.kubernetes ? new K8sTally(opts.registryPrefix ?? '/registry/') : null;
-  for (const k of scan.live) {
-    keyBytes += k.key.length;
-    valueBytes += k.valueSize;
-    const g = groupOf(k.key, depth);
-    const stat = groups.get(g) ?? { prefix: g, keys: 0, bytes: 0 };
+  scan.live.forEachKey((key, valueSize, encoding) => {
+    keyBytes += key.length;
+    valueBytes += valueSize;
+    const g = groupOf(key, depth);
+    let stat = groups.get(g);
+    if (!stat) groups.set(g, (stat = { prefix: g, keys: 0, bytes: 0 }));
     stat.keys++;
-    stat.bytes += k.key.length + k.valueSize;
-    groups.set(g, stat);
-    k8s?.add(k);
-  }
+    stat.bytes += key.length + valueSize;
+    k8s?.add(key, valueSize, encoding);
+  });
   const prefixes = [...groups.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0)).map((p) => ({ ...p, prefix: keyText(p.prefix) }));
   return {
     revision: scan.revision,
@@ -388,58 +393,99 @@ export function summarize(scan: LiveScan, opts: InspectOptions = {}): InspectRep
   };
 }
 
+/** Objects under one key prefix (the key up to its last '/'): one resource in one namespace. */
+interface PrefixTally {
+  prefix: string;
+  objects: number;
+  bytes: number;
+  encodings: [number, number, number, number];
+}
+
+/**
+ * Counts Kubernetes objects. Keys are tallied per prefix (the key without its name), which is
+ * one Map lookup per key; classifying into resource and namespace happens once per prefix at
+ * the end, since it depends on the name only in the cases sent to classifyRegistryKey directly.
+ */
 class K8sTally {
-  private objects = 0;
-  private bytes = 0;
-  private other = 0;
-  private readonly resources = new Map<string, ResourceStat & { nsSet: Set<string> }>();
-  private readonly namespaces = new Map<string, { namespace: string; objects: number; bytes: number }>();
-  private readonly pairs = new Map<string, { resource: string; namespace: string; objects: number }>();
-  private readonly encodings = { other: 0, json: 0, protobuf: 0, encrypted: 0 };
+  private readonly root: string;
+  private readonly prefixes = new Map<string, PrefixTally>();
+  /** Keys whose classification depends on their last segment (see add). */
+  private readonly whole: { key: string; size: number; encoding: ValueEncoding }[] = [];
 
-  constructor(private readonly registryPrefix: string) {}
+  constructor(private readonly registryPrefix: string) {
+    // Keys are latin1 strings of their bytes; so is the root they are compared with.
+    const root = registryPrefix.endsWith('/') ? registryPrefix : `${registryPrefix}/`;
+    this.root = Buffer.from(root, 'utf8').toString('latin1');
+  }
 
-  add(k: LiveKey): void {
-    const text = keyText(k.key);
-    if (!text.startsWith(this.registryPrefix)) return;
-    const c = classifyRegistryKey(text, this.registryPrefix);
-    if (!c) {
-      this.other++;
+  add(key: string, valueSize: number, encoding: ValueEncoding): void {
+    if (!key.startsWith(this.root)) return;
+    const slash = key.lastIndexOf('/');
+    const name = key.slice(slash + 1);
+    // The name decides the class when it is empty (not an object key), when it is the first
+    // segment (/registry/<x>), or when it is the "specs"/"endpoints" of /registry/services/...
+    if (slash < this.root.length || name === '' || name === 'specs' || name === 'endpoints') {
+      this.whole.push({ key, size: key.length + valueSize, encoding });
       return;
     }
-    const size = k.key.length + k.valueSize;
-    this.objects++;
-    this.bytes += size;
-    this.encodings[ENCODING_NAMES[k.encoding]]++;
-    const name = c.group ? `${c.resource}.${c.group}` : c.resource;
-    const r = this.resources.get(name) ?? { resource: name, namespaced: c.namespace !== null, objects: 0, bytes: 0, namespaces: 0, nsSet: new Set<string>() };
-    r.objects++;
-    r.bytes += size;
-    if (c.namespace !== null) r.nsSet.add(c.namespace);
-    this.resources.set(name, r);
-    if (c.namespace !== null) {
-      const ns = this.namespaces.get(c.namespace) ?? { namespace: c.namespace, objects: 0, bytes: 0 };
-      ns.objects++;
-      ns.bytes += size;
-      this.namespaces.set(c.namespace, ns);
-    }
-    const pairKey = `${name}\x00${c.namespace ?? ''}`;
-    const p = this.pairs.get(pairKey) ?? { resource: name, namespace: c.namespace ?? '', objects: 0 };
-    p.objects++;
-    this.pairs.set(pairKey, p);
+    const prefix = key.slice(0, slash + 1);
+    let t = this.prefixes.get(prefix);
+    if (!t) this.prefixes.set(prefix, (t = { prefix, objects: 0, bytes: 0, encodings: [0, 0, 0, 0] }));
+    t.objects++;
+    t.bytes += key.length + valueSize;
+    t.encodings[encoding]++;
   }
 
   result(): KubernetesStats {
+    let objects = 0;
+    let bytes = 0;
+    let other = 0;
+    const resources = new Map<string, ResourceStat & { nsSet: Set<string> }>();
+    const namespaces = new Map<string, { namespace: string; objects: number; bytes: number }>();
+    const pairs = new Map<string, { resource: string; namespace: string; objects: number }>();
+    const encodings = { other: 0, json: 0, protobuf: 0, encrypted: 0 };
+    const tally = (c: RegistryKey | null, n: number, size: number, enc: readonly number[]) => {
+      if (!c) {
+        other += n;
+        return;
+      }
+      objects += n;
+      bytes += size;
+      for (let e = 0; e < 4; e++) encodings[ENCODING_NAMES[e] as (typeof ENCODING_NAMES)[number]] += enc[e] as number;
+      const name = c.group ? `${c.resource}.${c.group}` : c.resource;
+      let r = resources.get(name);
+      if (!r) resources.set(name, (r = { resource: name, namespaced: c.namespace !== null, objects: 0, bytes: 0, namespaces: 0, nsSet: new Set<string>() }));
+      r.objects += n;
+      r.bytes += size;
+      if (c.namespace !== null) {
+        r.nsSet.add(c.namespace);
+        let ns = namespaces.get(c.namespace);
+        if (!ns) namespaces.set(c.namespace, (ns = { namespace: c.namespace, objects: 0, bytes: 0 }));
+        ns.objects += n;
+        ns.bytes += size;
+      }
+      const pairKey = `${name}\x00${c.namespace ?? ''}`;
+      let p = pairs.get(pairKey);
+      if (!p) pairs.set(pairKey, (p = { resource: name, namespace: c.namespace ?? '', objects: 0 }));
+      p.objects += n;
+    };
+    // A stand-in name: past the cases add() keeps whole, the class does not depend on it.
+    for (const t of this.prefixes.values()) tally(classifyRegistryKey(keyText(t.prefix) + 'x', this.registryPrefix), t.objects, t.bytes, t.encodings);
+    for (const w of this.whole) {
+      const enc = [0, 0, 0, 0];
+      enc[w.encoding] = 1;
+      tally(classifyRegistryKey(keyText(w.key), this.registryPrefix), 1, w.size, enc);
+    }
     const byName = <T>(f: (x: T) => string) => (a: T, b: T) => (f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0);
     return {
       registryPrefix: this.registryPrefix,
-      objects: this.objects,
-      bytes: this.bytes,
-      resources: [...this.resources.values()].map(({ nsSet, ...r }) => ({ ...r, namespaces: nsSet.size })).sort(byName((r) => r.resource)),
-      namespaces: [...this.namespaces.values()].sort(byName((n) => n.namespace)),
-      objectsByNamespace: [...this.pairs.values()].sort(byName((p) => `${p.resource}\x00${p.namespace}`)),
-      encodings: this.encodings,
-      otherKeys: this.other,
+      objects,
+      bytes,
+      resources: [...resources.values()].map(({ nsSet, ...r }) => ({ ...r, namespaces: nsSet.size })).sort(byName((r) => r.resource)),
+      namespaces: [...namespaces.values()].sort(byName((n) => n.namespace)),
+      objectsByNamespace: [...pairs.values()].sort(byName((p) => `${p.resource}\x00${p.namespace}`)),
+      encodings,
+      otherKeys: other,
     };
   }
 }
