@@ -42,9 +42,11 @@ export function checkLevel(codec: Codec, level: number | undefined): number | un
 export function compressor(codec: Codec, level?: number): Transform {
   switch (codec) {
     case 'zstd':
-      // One zstd worker thread with 1 MiB jobs: compression leaves the main thread, which keeps
+      // Two zstd worker threads with 1 MiB jobs: compression leaves the main thread, which keeps
       // receiving and hashing, for a few MiB of buffers (the default job size costs ~30 MB more).
-      return new (zstd().CompressStream)({ compressionLevel: level ?? 1, checksumFlag: true, nbWorkers: 1, jobSize: 1 << 20 });
+      // With one worker the main thread waits in the compress call whenever that worker is busy;
+      // a second made a 1.1 GB snapshot into MinIO ~6% faster at the same peak RSS.
+      return new (zstd().CompressStream)({ compressionLevel: level ?? 1, checksumFlag: true, nbWorkers: 2, jobSize: 1 << 20 });
     case 'gzip':
       return createGzip({ level: level ?? 1, chunkSize: 64 * 1024 });
     case 'none':
