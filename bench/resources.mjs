@@ -29,6 +29,8 @@
 //
 // Options: --objects 20000,100000  --namespaces 100  --restore-objects 10000 (0: no restore)
 //          --runs 3  --warmup 1  --page-size 500  --dump-cases lifeboat,raw,raw-json,kubectl
+//          --dump-listing namespaces|cluster (lifeboat given the namespaces' names, which it lists one by
+//          one, or the glob lbd-*, which it lists cluster-wide like the raw list)
 //          --restore-cases lifeboat,kubectl  --lifeboat DIR/bin/run.js  --variant NAME=DIR/bin/run.js (another
 //          build, bench/build-at.sh, measured as lifeboat@NAME in the same alternation)  --node-args "..." (for lifeboat,
 //          e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")  --quiet-wait S (30)  --max-noise CPUS (0.3)
@@ -57,6 +59,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     'page-size': { type: 'string', default: '500' },
+    'dump-listing': { type: 'string', default: 'namespaces' },
     'dump-cases': { type: 'string', default: 'lifeboat,raw,raw-json,kubectl' },
     'restore-cases': { type: 'string', default: 'lifeboat,kubectl' },
     lifeboat: { type: 'string', default: join(repo, 'bin/run.js') },
@@ -74,6 +77,7 @@ const { values: opt } = parseArgs({
   },
 });
 const PAGE = Number(opt['page-size']);
+if (!['namespaces', 'cluster'].includes(opt['dump-listing'])) throw new Error('--dump-listing is namespaces or cluster');
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
@@ -551,7 +555,10 @@ async function main() {
       if (present > perNs * NS) log(`note: ${present} bench ConfigMaps present; the dump covers them all`);
       const cases = withVariants(opt['dump-cases']);
       const store = join(work, 'dump-store');
-      const dumpArgs = () => ['resources', 'dump', '--kubeconfig', kubeconfig, '--include-resources', 'configmaps', '--include-namespaces', dumpNs.join(','), '--page-size', String(PAGE), '--store', store, '-o', 'json'];
+      // namespaces: the names, which lifeboat lists one by one; cluster: a glob, so lifeboat lists
+      // all ConfigMaps cluster-wide (as raw and kubectl do) and keeps those of the bench's namespaces.
+      const nsArg = opt['dump-listing'] === 'cluster' ? 'lbd-*' : dumpNs.join(',');
+      const dumpArgs = () => ['resources', 'dump', '--kubeconfig', kubeconfig, '--include-resources', 'configmaps', '--include-namespaces', nsArg, '--page-size', String(PAGE), '--store', store, '-o', 'json'];
       const make = {
         ...Object.fromEntries(Object.entries(lifeboats).map(([n, f]) => [n, () => f(dumpArgs())])),
         raw: () => [process.execPath, [fileURLToPath(import.meta.url), 'raw-list', '--kubeconfig', kubeconfig, '--page-size', String(PAGE)]],
