@@ -311,6 +311,67 @@ describe('archive reader', () => {
     const extra = Buffer.from(unlisted.toString('latin1').replace('"resource":"configmaps"', '"resource":"secrets"   '), 'latin1');
     await expect(read(extra)).rejects.toThrow(/secrets: index.json says 1, archive has 0; configmaps: not in index.json, archive has 1/);
   });
+  it('spools thousands of objects per resource, in archive order', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readArchive } = await import('../../src/snapshot/resources/reader.js');
+    const { dumpTar } = await import('../helpers/archive.js');
+    const names = Array.from({ length: 3000 }, (_, i) => `cm-${String(i).padStart(4, '0')}`);
+    const blob = 'x'.repeat(3000);
+    const tar = await dumpTar([
+      ...names.map((n): [string, string] => [`core/configmaps/demo/${n}.yaml`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: n, namespace: 'demo' }, data: { blob } })]),
+      ...names.slice(0, 10).map((n): [string, string] => [`core/secrets/demo/${n}.yaml`, cm(n).replace('ConfigMap', 'Secret')]),
+    ]);
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-reader-'));
+    try {
+      await writeFile(join(dir, 'resources.tar'), tar);
+      const archive = await readArchive(join(dir, 'resources.tar'), { tmpDir: dir });
+      try {
+        expect(archive.resources.map((r) => [r.resource, r.count])).toEqual([['configmaps', 3000], ['secrets', 10]]);
+        const back: string[] = [];
+        for await (const o of archive.objects(archive.resources[0]!)) {
+          expect(o.data).toEqual({ blob });
+          back.push(o.metadata.name);
+        }
+        expect(back).toEqual(names);
+        const secrets: string[] = [];
+        for await (const o of archive.objects(archive.resources[1]!)) secrets.push(`${o.kind}/${o.metadata.name}`);
+        expect(secrets).toEqual(names.slice(0, 10).map((n) => `Secret/${n}`));
+      } finally {
+        await archive.cleanup();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  // Needs a small tmpfs, so root (as in CI); elsewhere the mount is refused and the test skipped.
+  it.skipIf(process.getuid?.() !== 0)('a temporary disk that fills up is named as such, not as a corrupt archive, and nothing is left on it', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdir, mkdtemp, readdir, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readArchive } = await import('../../src/snapshot/resources/reader.js');
+    const { LifeboatError, IntegrityError } = await import('../../src/cli/errors.js');
+    const { dumpTar } = await import('../helpers/archive.js');
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-reader-'));
+    const small = join(dir, 'small');
+    await mkdir(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', small]);
+    try {
+      const names = Array.from({ length: 300 }, (_, i) => `cm-${i}`);
+      const blob = 'x'.repeat(3000);
+      await writeFile(join(dir, 'resources.tar'), await dumpTar(names.map((n): [string, string] => [`core/configmaps/demo/${n}.yaml`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: n, namespace: 'demo' }, data: { blob } })])));
+      const err: unknown = await readArchive(join(dir, 'resources.tar'), { tmpDir: small }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(LifeboatError);
+      expect(err).not.toBeInstanceOf(IntegrityError);
+      expect((err as Error).message).toMatch(/^Cannot write the restore's temporary files in .*small\/lifeboat-restore-\w+ \(ENOSPC: no space left on device/);
+      expect(await readdir(small)).toEqual([]);
+    } finally {
+      execFileSync('umount', [small]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('CRD conditions', () => {

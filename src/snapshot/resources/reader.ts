@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { extract as tarExtract } from 'tar-stream';
-import { IntegrityError } from '../../cli/errors.js';
+import { IntegrityError, LifeboatError } from '../../cli/errors.js';
 import { fromYaml, INDEX_NAME, parseArchivePath, safeEntryName } from './archive.js';
 import type { DumpIndex } from './dump.js';
 import { grName, type KubeObject } from './types.js';
@@ -41,6 +41,8 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
   let index: DumpIndex | undefined;
   let entries = 0;
   const cleanup = () => rm(dir, { recursive: true, force: true });
+  /** A spool that could not be written: the temporary disk's fault, not the archive's. */
+  let spoolError: LifeboatError | undefined;
   try {
     const ex = tarExtract();
     const done = (async () => {
@@ -72,7 +74,15 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
         let spool = spools.get(key);
         if (!spool) {
           const file = join(dir, `${spools.size}.jsonl`);
-          spool = { group: where.group, resource: where.resource, count: 0, file, out: createWriteStream(file, { mode: 0o600 }) };
+          const out = createWriteStream(file, { mode: 0o600 });
+          out.on('error', (err) => {
+            spoolError ??= new LifeboatError(`Cannot write the restore's temporary files in ${dir} (${err.message}); nothing was applied.`, {
+              cause: err,
+              hint: 'Free space there, or point --tmp-dir (or TMPDIR) at a disk with room for the uncompressed archive.',
+            });
+            ex.destroy(spoolError);
+          });
+          spool = { group: where.group, resource: where.resource, count: 0, file, out };
           spools.set(key, spool);
         }
         spool.count++;
@@ -83,13 +93,16 @@ export async function readArchive(tarPath: string, opts: { tmpDir?: string | und
     input.on('error', (err) => ex.destroy(err));
     input.pipe(ex as unknown as NodeJS.WritableStream);
     await done.catch((err: unknown) => {
+      if (spoolError) throw spoolError;
       if (err instanceof IntegrityError) throw err;
       throw new IntegrityError(`The archive is not a valid tar (${(err as Error).message}): truncated or corrupt; nothing was applied.`);
     });
     for (const s of spools.values()) {
+      if (s.out.closed) continue;
       s.out.end();
-      await once(s.out, 'close');
+      await once(s.out, 'close').catch(() => undefined);
     }
+    if (spoolError) throw spoolError;
     if (!index) throw new IntegrityError('The archive has no index.json: it is truncated or not a lifeboat resource dump; nothing was applied.');
     const mismatches = indexMismatches(index, [...spools.values()]);
     if (mismatches.length) throw new IntegrityError(`The archive does not match its index.json (${mismatches.join('; ')}): it is truncated or altered; nothing was applied.`);
