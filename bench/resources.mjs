@@ -9,6 +9,7 @@
 //   node bench/resources.mjs --serve                           # start and fill a cluster, print its kubeconfig, wait
 //   node bench/resources.mjs --kubeconfig FILE ...             # measure against that cluster instead
 //   node bench/resources.mjs raw-list --kubeconfig FILE [--page-size 500] [--parse]   # the raw baseline alone
+//   node bench/resources.mjs raw-create --kubeconfig FILE --file OBJECTS.jsonl [--concurrency 8]
 //
 // Dump: ConfigMaps of 1-4 KB (Helm-like labels, 1-3 data files of YAML, properties or nginx-like
 // text) spread evenly over --namespaces namespaces lbd-00..; each --objects count in turn (filling
@@ -25,13 +26,16 @@
 // deletecollection per namespace; the namespaces stay, empty), then:
 //   lifeboat  `lifeboat resources restore ID --store DIR`
 //   kubectl   `kubectl apply --server-side -R -f TREE`
+//   raw       this script's raw-create: the same objects, read from one JSON-lines file, one POST each,
+//             --restore-concurrency at a time (8: lifeboat's default) over keep-alive TLS, the answer parsed;
+//             the least an API client can do, so kubectl's time over its time is the most any client gets here
 // and the objects are counted afterwards.
 //
 // Options: --objects 20000,100000  --namespaces 100  --restore-objects 10000 (0: no restore)
 //          --runs 3  --warmup 1  --page-size 500  --dump-cases lifeboat,raw,raw-json,kubectl
 //          --dump-listing namespaces|cluster (lifeboat given the namespaces' names, which it lists one by
 //          one, or the glob lbd-*, which it lists cluster-wide like the raw list)
-//          --restore-cases lifeboat,kubectl  --lifeboat DIR/bin/run.js  --variant NAME=DIR/bin/run.js (another
+//          --restore-cases lifeboat,kubectl,raw  --restore-concurrency 8  --lifeboat DIR/bin/run.js  --variant NAME=DIR/bin/run.js (another
 //          build, bench/build-at.sh, measured as lifeboat@NAME in the same alternation)  --node-args "..." (for lifeboat,
 //          e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")  --quiet-wait S (30)  --max-noise CPUS (0.3)
 //          --json FILE  --startup (also measure `node`, importing @kubernetes/client-node, `lifeboat --version`)
@@ -61,7 +65,8 @@ const { values: opt } = parseArgs({
     'page-size': { type: 'string', default: '500' },
     'dump-listing': { type: 'string', default: 'namespaces' },
     'dump-cases': { type: 'string', default: 'lifeboat,raw,raw-json,kubectl' },
-    'restore-cases': { type: 'string', default: 'lifeboat,kubectl' },
+    'restore-cases': { type: 'string', default: 'lifeboat,kubectl,raw' },
+    'restore-concurrency': { type: 'string', default: '8' },
     lifeboat: { type: 'string', default: join(repo, 'bin/run.js') },
     'node-args': { type: 'string', default: '' },
     variant: { type: 'string', multiple: true, default: [] },
@@ -74,6 +79,9 @@ const { values: opt } = parseArgs({
     // raw-list
     path: { type: 'string', default: '/api/v1/configmaps' },
     parse: { type: 'boolean', default: false },
+    // raw-create
+    file: { type: 'string' },
+    concurrency: { type: 'string', default: '8' },
   },
 });
 const PAGE = Number(opt['page-size']);
@@ -173,6 +181,35 @@ if (sub === 'raw-list') {
   } while (cont);
   api.close();
   console.log(JSON.stringify({ pages, bytes, ...(opt.parse ? { items } : {}) }));
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw-create: the restore's baseline, the objects of a JSON-lines file POSTed to their collections
+// ---------------------------------------------------------------------------------------------
+
+if (sub === 'raw-create') {
+  const api = await kubeAccess(opt.kubeconfig);
+  const lines = readFileSync(opt.file, 'utf8').split('\n').filter(Boolean);
+  let next = 0;
+  await Promise.all(Array.from({ length: Number(opt.concurrency) }, async () => {
+    while (next < lines.length) {
+      const body = lines[next++];
+      const { metadata, apiVersion, kind } = JSON.parse(body);
+      if (apiVersion !== 'v1' || kind !== 'ConfigMap') throw new Error(`raw-create posts ConfigMaps only, not ${apiVersion} ${kind}`);
+      for (let attempt = 0; ; attempt++) {
+        const r = await api.call('POST', `/api/v1/namespaces/${metadata.namespace}/configmaps`, body);
+        if (r.status === 201) {
+          JSON.parse(r.text);
+          break;
+        }
+        if (attempt > 5 || !(r.status === 429 || r.status >= 500)) throw new Error(`creating ${metadata.namespace}/${metadata.name}: ${r.status} ${r.text.slice(0, 300)}`);
+        await sleep(200 * (attempt + 1));
+      }
+    }
+  }));
+  api.close();
+  console.log(JSON.stringify({ created: lines.length }));
   process.exit(0);
 }
 
@@ -442,9 +479,9 @@ function table(title, rows, baseline, { speedup = false } = {}) {
  * Extracts the object entries of a lifeboat resources.tar.zst into DIR (index.json left out), for
  * kubectl: without the uid, resourceVersion and creationTimestamp the archive keeps (lifeboat's
  * restore strips them; kubectl would send them, and the API server refuses to create an object
- * whose uid or resourceVersion is given).
+ * whose uid or resourceVersion is given). The same objects go to JSONL, one per line, for raw-create.
  */
-async function extractTree(archive, dir) {
+async function extractTree(archive, dir, jsonl) {
   const { DecompressStream } = await import('zstd-napi');
   const { extract } = await import('tar-stream');
   const { parse, stringify } = await import('yaml');
@@ -452,6 +489,7 @@ async function extractTree(archive, dir) {
   const input = createReadStream(archive).pipe(new DecompressStream());
   input.pipe(ex);
   let n = 0;
+  const lines = [];
   for await (const entry of ex) {
     const chunks = [];
     for await (const c of entry) chunks.push(c);
@@ -461,8 +499,10 @@ async function extractTree(archive, dir) {
     for (const k of ['uid', 'resourceVersion', 'creationTimestamp']) delete obj.metadata[k];
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, stringify(obj));
+    lines.push(JSON.stringify(obj));
     n++;
   }
+  await writeFile(jsonl, lines.join('\n') + '\n');
   return n;
 }
 
@@ -608,7 +648,8 @@ async function main() {
       if (dumped.index.objects !== n) throw new Error(`dumped ${dumped.index.objects}, expected ${n}`);
       const id = dumped.manifest.id;
       const tree = join(work, 'tree');
-      const entries = await extractTree(join(store, 'resources', id, dumped.manifest.objects[0].name), tree);
+      const jsonl = join(work, 'objects.jsonl');
+      const entries = await extractTree(join(store, 'resources', id, dumped.manifest.objects[0].name), tree, jsonl);
       log(`archive ${id}: ${entries} objects, extracted to ${tree} (${(await readdir(join(tree, 'core', 'configmaps'))).length} namespace dirs)`);
       const reset = async () => {
         await Promise.all(restoreNs.map(async (ns) => {
@@ -620,8 +661,9 @@ async function main() {
       };
       const cases = withVariants(opt['restore-cases']);
       const make = {
-        ...Object.fromEntries(Object.entries(lifeboats).map(([n, f]) => [n, () => f(['resources', 'restore', id, '--kubeconfig', kubeconfig, '--store', store, '-o', 'json'])])),
+        ...Object.fromEntries(Object.entries(lifeboats).map(([n, f]) => [n, () => f(['resources', 'restore', id, '--kubeconfig', kubeconfig, '--store', store, '--concurrency', opt['restore-concurrency'], '-o', 'json'])])),
         kubectl: () => [kubectlBin, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '-R', '-f', tree]],
+        raw: () => [process.execPath, [fileURLToPath(import.meta.url), 'raw-create', '--kubeconfig', kubeconfig, '--file', jsonl, '--concurrency', opt['restore-concurrency']]],
       };
       const results = Object.fromEntries(cases.map((c) => [c, []]));
       for (let round = 0; round < RUNS + WARMUP; round++) {
