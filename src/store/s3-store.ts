@@ -36,7 +36,7 @@ export interface S3StoreConfig {
   /** A request with no bytes moving for this long fails (and is retried). */
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
-  /** Parts uploaded at once (default 1): memory is about (queueSize + 1) x part size. */
+  /** Parts uploaded at once (default 2): memory is about (queueSize + 1) x part size. */
   queueSize?: number;
 }
 
@@ -45,11 +45,13 @@ const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
 /**
  * lib-storage gathers a part from the stream, concatenates it into one Buffer and holds it until
- * its UploadPart returns; with a queue of 1 the stream fills the next part only after that, so a
- * put holds one part plus the next part's pieces. The stages before the store buffer enough
- * (etcd's receive window, zstd's input) to keep the source going meanwhile.
+ * its UploadPart returns. With a queue of 1 it reads nothing from the stream meanwhile, so the
+ * whole pipeline (etcd, zstd, age) waits out every part's round trip: 54 parts of a 1.1 GB
+ * snapshot into a local MinIO spent 2.0 s so, over a quarter of its 7 s. With 2, one part is gathered
+ * while the other is sent (6% faster there, the same peak RSS; more over a real network, where
+ * each part takes longer), for one more part in memory.
  */
-const DEFAULT_QUEUE_SIZE = 1;
+const DEFAULT_QUEUE_SIZE = 2;
 
 /** Part size so that an object of `expected` bytes (plus headroom) fits in 10,000 parts. */
 export function choosePartSize(expected: number | undefined): number {
