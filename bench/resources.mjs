@@ -27,7 +27,7 @@
 //   lifeboat  `lifeboat resources restore ID --store DIR`
 //   kubectl   `kubectl apply --server-side -R -f TREE`
 //   raw       this script's raw-create: the same objects, read from one JSON-lines file, one POST each,
-//             --restore-concurrency at a time (8: lifeboat's default) over keep-alive TLS, the answer parsed;
+//             --restore-concurrency at a time (16: lifeboat's default) over keep-alive TLS, the answer parsed;
 //             the least an API client can do, so kubectl's time over its time is the most any client gets here
 // and the objects are counted afterwards.
 //
@@ -35,7 +35,7 @@
 //          --runs 3  --warmup 1  --page-size 500  --dump-cases lifeboat,raw,raw-json,kubectl
 //          --dump-listing namespaces|cluster (lifeboat given the namespaces' names, which it lists one by
 //          one, or the glob lbd-*, which it lists cluster-wide like the raw list)
-//          --restore-cases lifeboat,kubectl,raw  --restore-concurrency 8  --lifeboat DIR/bin/run.js  --variant NAME=DIR/bin/run.js (another
+//          --restore-cases lifeboat,kubectl,raw  --restore-concurrency 16  --lifeboat DIR/bin/run.js  --variant NAME=DIR/bin/run.js (another
 //          build, bench/build-at.sh, measured as lifeboat@NAME in the same alternation)  --node-args "..." (for lifeboat,
 //          e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")  --quiet-wait S (30)  --max-noise CPUS (0.3)
 //          --json FILE  --startup (also measure `node`, importing @kubernetes/client-node, `lifeboat --version`)
@@ -66,7 +66,7 @@ const { values: opt } = parseArgs({
     'dump-listing': { type: 'string', default: 'namespaces' },
     'dump-cases': { type: 'string', default: 'lifeboat,raw,raw-json,kubectl' },
     'restore-cases': { type: 'string', default: 'lifeboat,kubectl,raw' },
-    'restore-concurrency': { type: 'string', default: '8' },
+    'restore-concurrency': { type: 'string', default: '16' },
     lifeboat: { type: 'string', default: join(repo, 'bin/run.js') },
     'node-args': { type: 'string', default: '' },
     variant: { type: 'string', multiple: true, default: [] },

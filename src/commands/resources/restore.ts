@@ -10,7 +10,7 @@ import { renderTable } from '../../cli/output.js';
 import { snapshotSourceFlags, snapshotSourceFrom } from '../../cli/snapshot-flags.js';
 import { catalogueFromFlags } from '../../cli/store-flags.js';
 import { fetchToTempFile } from '../../snapshot/pipeline/fetch.js';
-import { applyArchive, type RestoreReport } from '../../snapshot/resources/apply.js';
+import { applyArchive, DEFAULT_RESTORE_CONCURRENCY, type RestoreReport } from '../../snapshot/resources/apply.js';
 import { readArchive } from '../../snapshot/resources/reader.js';
 import { parseNamespaceMapping } from '../../snapshot/resources/transform.js';
 
@@ -38,7 +38,7 @@ Server-set fields are stripped; status is dropped unless --include-status (which
       'preserve-nodeports': Flags.boolean({ summary: 'Keep Services\' node ports.' }),
       'include-owned': Flags.boolean({ summary: 'Also restore objects owned by a controller (which would recreate them).' }),
       'dry-run': Flags.boolean({ summary: 'Server-side dry run of every object; change nothing.' }),
-      concurrency: Flags.integer({ min: 1, max: 64, default: 8, summary: 'Objects applied at once within a tier.' }),
+      concurrency: Flags.integer({ min: 1, max: 64, default: DEFAULT_RESTORE_CONCURRENCY, summary: 'Objects applied at once within a tier.' }),
       'crd-timeout': Flags.string({ default: '60s', summary: 'How long to wait for restored CRDs to become Established before their custom resources fail.' }),
       yes: Flags.boolean({ char: 'y', summary: 'Confirm --existing recreate without asking.' }),
     }),

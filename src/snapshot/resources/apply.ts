@@ -71,6 +71,13 @@ async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
   return pRetry(fn, { retries: 4, minTimeout: 200, maxTimeout: 5000, shouldRetry: ({ error }) => transient(error) });
 }
 export const DEFAULT_CRD_TIMEOUT_MS = 60_000;
+/**
+ * Requests in flight within a tier. 10k ConfigMaps into a 2-CPU control plane: 13.0 s at 8,
+ * 10.3 s at 16 (the API server spent less CPU per create, 12.6 against 16.5 s); 32 and 64 were
+ * no faster (the client keeps at most 16 connections). The API server's priority and fairness
+ * queues, or answers 429 to, whatever is more than it takes; 429s are retried.
+ */
+export const DEFAULT_RESTORE_CONCURRENCY = 16;
 
 interface CrdCondition {
   type: string;
@@ -136,7 +143,7 @@ export async function applyArchive(archive: ReadArchive, opts: ApplyOptions): Pr
   const tiers = restoreTiers(archive.resources);
   const total = archive.resources.reduce((n, r) => n + r.count, 0);
   let done = 0;
-  const limit = pLimit(opts.concurrency ?? 8);
+  const limit = pLimit(opts.concurrency ?? DEFAULT_RESTORE_CONCURRENCY);
   const dry = opts.dryRun ? { dryRun: 'All' } : {};
   const onlyWanted = (resource: string, ns: string | undefined, name: string) =>
     !opts.only?.length || opts.only.some((o) => (o.resource === resource || o.resource === resource.split('.')[0]) && (o.namespace || undefined) === ns && o.name === name);
