@@ -7,6 +7,7 @@
 //   node bench/resources.mjs                                   # dumps at 20k and 100k, restore of 10k
 //   node bench/resources.mjs --objects 100000 --runs 5 --restore-objects 0
 //   node bench/resources.mjs --serve                           # start and fill a cluster, print its kubeconfig, wait
+//   node bench/resources.mjs --serve --apiserver-profiling     # the same, with the API server's /debug/pprof on
 //   node bench/resources.mjs --kubeconfig FILE ...             # measure against that cluster instead
 //   node bench/resources.mjs raw-list --kubeconfig FILE [--page-size 500] [--parse]   # the raw baseline alone
 //   node bench/resources.mjs raw-create --kubeconfig FILE --file OBJECTS.jsonl [--concurrency 8]
@@ -74,6 +75,7 @@ const { values: opt } = parseArgs({
     'max-noise': { type: 'string', default: '0.3' },
     kubeconfig: { type: 'string' },
     serve: { type: 'boolean', default: false },
+    'apiserver-profiling': { type: 'boolean', default: false },
     startup: { type: 'boolean', default: false },
     json: { type: 'string' },
     // raw-list
@@ -533,7 +535,8 @@ async function main() {
     }
   } else {
     log('starting the control plane...');
-    cluster = await rig.startKubeCluster();
+    // --apiserver-profiling: /debug/pprof on the API server (the rig turns it off), to see where its CPU goes.
+    cluster = await rig.startKubeCluster(opt['apiserver-profiling'] ? { extraArgs: { apiserver: ['--profiling=true'] } } : {});
     kubeconfig = cluster.kubeconfig;
     rigPids = cluster.pids;
     version = cluster.version;
