@@ -10,7 +10,7 @@
 //   node bench/resources.mjs --serve --apiserver-profiling     # the same, with the API server's /debug/pprof on
 //   node bench/resources.mjs --kubeconfig FILE ...             # measure against that cluster instead
 //   node bench/resources.mjs raw-list --kubeconfig FILE [--page-size 500] [--parse]   # the raw baseline alone
-//   node bench/resources.mjs raw-create --kubeconfig FILE --file OBJECTS.jsonl [--concurrency 8]
+//   node bench/resources.mjs raw-create --kubeconfig FILE --file OBJECTS.jsonl [--concurrency 16]
 //
 // Dump: ConfigMaps of 1-4 KB (Helm-like labels, 1-3 data files of YAML, properties or nginx-like
 // text) spread evenly over --namespaces namespaces lbd-00..; each --objects count in turn (filling
@@ -83,13 +83,23 @@ const { values: opt } = parseArgs({
     parse: { type: 'boolean', default: false },
     // raw-create
     file: { type: 'string' },
-    concurrency: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '16' },
   },
 });
 const PAGE = Number(opt['page-size']);
 if (!['namespaces', 'cluster'].includes(opt['dump-listing'])) throw new Error('--dump-listing is namespaces or cluster');
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** POSTs a ConfigMap, again after a 429 or 5xx (up to `tries` times); resolves with the answer whose status is in `ok`. */
+async function postConfigMap(api, ns, name, body, { tries, ok = [201] }) {
+  for (let attempt = 1; ; attempt++) {
+    const r = await api.call('POST', `/api/v1/namespaces/${ns}/configmaps`, body);
+    if (ok.includes(r.status)) return r;
+    if (attempt >= tries || !(r.status === 429 || r.status >= 500)) throw new Error(`creating ${ns}/${name}: ${r.status} ${r.text.slice(0, 300)}`);
+    await sleep(200 * attempt);
+  }
+}
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -199,15 +209,7 @@ if (sub === 'raw-create') {
       const body = lines[next++];
       const { metadata, apiVersion, kind } = JSON.parse(body);
       if (apiVersion !== 'v1' || kind !== 'ConfigMap') throw new Error(`raw-create posts ConfigMaps only, not ${apiVersion} ${kind}`);
-      for (let attempt = 0; ; attempt++) {
-        const r = await api.call('POST', `/api/v1/namespaces/${metadata.namespace}/configmaps`, body);
-        if (r.status === 201) {
-          JSON.parse(r.text);
-          break;
-        }
-        if (attempt > 5 || !(r.status === 429 || r.status >= 500)) throw new Error(`creating ${metadata.namespace}/${metadata.name}: ${r.status} ${r.text.slice(0, 300)}`);
-        await sleep(200 * (attempt + 1));
-      }
+      JSON.parse((await postConfigMap(api, metadata.namespace, metadata.name, body, { tries: 7 })).text);
     }
   }));
   api.close();
@@ -341,12 +343,7 @@ async function fill(api, namespaces, perNs, label) {
       const [ns, i] = todo[next++];
       const body = JSON.stringify(configMap(ns, i, label));
       bytes += body.length;
-      for (let attempt = 0; ; attempt++) {
-        const r = await api.call('POST', `/api/v1/namespaces/${ns}/configmaps`, body);
-        if (r.status === 201 || r.status === 409) break;
-        if (attempt > 10 || !(r.status === 429 || r.status >= 500)) throw new Error(`creating ${ns}/cm-${i}: ${r.status} ${r.text.slice(0, 300)}`);
-        await sleep(200 * (attempt + 1));
-      }
+      await postConfigMap(api, ns, `cm-${i}`, body, { tries: 12, ok: [201, 409] });
       done++;
     }
   }));
