@@ -17,9 +17,10 @@
 //                      same etcd version, reuse it instead of filling (saves the fill time)
 //   --work DIR         parent for the temp dir (default the OS temp dir; needs ~3x the db size free)
 //   --lifeboat FILE    the lifeboat entry to run (default <repo>/bin/run.js)
-//   --variant "NAME=FILE [NODE-ARGS]"  also run every lifeboat case with another lifeboat entry
-//                      (a patched build, say) and/or node arguments as case@NAME, alternating
-//                      with the others (repeatable), e.g. --variant "semi=bin/run.js --max-semi-space-size=2"
+//   --variant "NAME=FILE [ENV=VALUE...] [NODE-ARGS]"  also run every lifeboat case with another
+//                      lifeboat entry (a patched build, say), environment and/or node arguments as
+//                      case@NAME, alternating with the others (repeatable),
+//                      e.g. --variant "semi=bin/run.js --max-semi-space-size=2"
 //   --node-args=S      extra node arguments for lifeboat runs, space-separated
 //                      (e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/prof")
 //   --quiet-wait S     before each run, wait up to S seconds (default 120; 0: don't) until other
@@ -482,9 +483,10 @@ async function main() {
   for (const c of baseCases) if (!['etcdctl', 'none', 'zstd-age-s3', 'zstd', 'gzip'].includes(c)) throw new Error(`unknown case ${c}`);
   const variants = opt.variant.map((v) => {
     const i = v.indexOf('=');
-    const [file, ...nodeArgs] = v.slice(i + 1).split(' ').filter(Boolean);
-    if (i <= 0 || !file || !existsSync(file)) throw new Error(`--variant ${v}: want NAME=FILE [NODE-ARGS] (FILE an existing bin/run.js)`);
-    return { name: v.slice(0, i), entry: resolve(file), nodeArgs };
+    const [file, ...rest] = v.slice(i + 1).split(' ').filter(Boolean);
+    if (i <= 0 || !file || !existsSync(file)) throw new Error(`--variant ${v}: want NAME=FILE [ENV=VALUE...] [NODE-ARGS] (FILE an existing bin/run.js)`);
+    const env = Object.fromEntries(rest.filter((a) => /^[A-Z_][A-Z0-9_]*=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+    return { name: v.slice(0, i), entry: resolve(file), env, nodeArgs: rest.filter((a) => !/^[A-Z_][A-Z0-9_]*=/.test(a)) };
   });
   const cases = [...baseCases];
   for (const v of variants) for (const c of baseCases) if (c !== 'etcdctl') cases.push(`${c}@${v.name}`);
@@ -550,7 +552,9 @@ async function main() {
       etcdctl: { cmd: bins.etcdctl, args: ['--endpoints', etcd.endpoint, 'snapshot', 'save', ctlFile], env: { ...baseEnv, ETCDCTL_API: '3' } },
       ...lifeboatCases(opt.lifeboat, nodeArgs),
     };
-    for (const v of variants) for (const [c, d] of Object.entries(lifeboatCases(v.entry, [...nodeArgs, ...v.nodeArgs]))) defs[`${c}@${v.name}`] = d;
+    for (const v of variants) {
+      for (const [c, d] of Object.entries(lifeboatCases(v.entry, [...nodeArgs, ...v.nodeArgs]))) defs[`${c}@${v.name}`] = d && { ...d, env: { ...d.env, ...v.env } };
+    }
     const cleanup = async () => {
       await rm(storeDir, { recursive: true, force: true });
       await rm(ctlFile, { force: true });

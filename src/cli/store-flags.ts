@@ -16,6 +16,13 @@ export const storeFlags = withEnv({
   's3-force-path-style': Flags.boolean({ summary: 'Address buckets by path, not by host name (MinIO).', helpGroup: 'STORE' }),
   's3-sse': Flags.string({ summary: 'Server-side encryption for stored objects: AES256 or aws:kms.', helpGroup: 'STORE' }),
   's3-sse-kms-key-id': Flags.string({ summary: 'KMS key for --s3-sse aws:kms.', helpGroup: 'STORE' }),
+  's3-parts-in-flight': Flags.integer({
+    summary: 'Parts of an upload sent at once (default 1; one more is filled meanwhile).',
+    description: 'Each part is 5 MiB or more and held in memory while it is sent: raise this on a slow or distant link, at the cost of a part of memory each.',
+    min: 1,
+    max: 16,
+    helpGroup: 'STORE',
+  }),
 });
 
 export interface StoreFlagValues {
@@ -25,6 +32,7 @@ export interface StoreFlagValues {
   's3-force-path-style'?: boolean | undefined;
   's3-sse'?: string | undefined;
   's3-sse-kms-key-id'?: string | undefined;
+  's3-parts-in-flight'?: number | undefined;
 }
 
 export async function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger): Promise<Catalogue> {
@@ -34,6 +42,7 @@ export async function catalogueFromFlags(flags: StoreFlagValues, logger?: Logger
     s3ForcePathStyle: flags['s3-force-path-style'] || undefined,
     s3Sse: flags['s3-sse'],
     s3SseKmsKeyId: flags['s3-sse-kms-key-id'],
+    s3PartsInFlight: flags['s3-parts-in-flight'],
   });
   const store = await openStore(cfg, {
     onRetry: (op, err, attempt) => logger?.warn(`store ${op} failed, retrying`, { attempt, error: err instanceof Error ? err.message : String(err) }),

@@ -18,6 +18,8 @@ export interface StoreOptions {
   s3ForcePathStyle?: boolean | undefined;
   s3Sse?: string | undefined;
   s3SseKmsKeyId?: string | undefined;
+  /** Parts of a multipart upload sent at once. */
+  s3PartsInFlight?: number | undefined;
 }
 
 /** Parses a store URL: a plain path, file:///abs/path, or s3://bucket/prefix. */
@@ -50,6 +52,10 @@ export function parseStoreUrl(url: string, opts: StoreOptions = {}): StoreConfig
     if (opts.s3Sse && !['AES256', 'aws:kms', 'aws:kms:dsse'].includes(opts.s3Sse)) {
       throw new UsageError(`Unknown server-side encryption ${JSON.stringify(opts.s3Sse)}.`, { hint: 'Use AES256 or aws:kms.' });
     }
+    const inFlight = opts.s3PartsInFlight;
+    if (inFlight !== undefined && (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 16)) {
+      throw new UsageError(`--s3-parts-in-flight ${inFlight} is out of range.`, { hint: 'Use a whole number from 1 to 16.' });
+    }
     return {
       kind: 's3',
       bucket,
@@ -59,6 +65,7 @@ export function parseStoreUrl(url: string, opts: StoreOptions = {}): StoreConfig
       ...(opts.s3ForcePathStyle !== undefined ? { forcePathStyle: opts.s3ForcePathStyle } : {}),
       ...(opts.s3Sse ? { sse: opts.s3Sse } : {}),
       ...(opts.s3SseKmsKeyId ? { sseKmsKeyId: opts.s3SseKmsKeyId } : {}),
+      ...(inFlight !== undefined ? { queueSize: inFlight } : {}),
     };
   }
   throw new UsageError(`Unknown store scheme ${JSON.stringify(scheme + '://')} in ${raw}.`, {

@@ -164,7 +164,7 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     const cfg = minioConfig();
     const r = await runCli(
       ['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', `s3://${cfg.bucket}/${cfg.prefix}`, '--s3-endpoint', m.endpoint, '--s3-force-path-style', '--encrypt-to', recipient, '-o', 'json'],
-      { env: { AWS_ACCESS_KEY_ID: m.accessKey, AWS_SECRET_ACCESS_KEY: m.secretKey, AWS_REGION: m.region } },
+      { env: { AWS_ACCESS_KEY_ID: m.accessKey, AWS_SECRET_ACCESS_KEY: m.secretKey, AWS_REGION: m.region, LIFEBOAT_S3_PARTS_IN_FLIGHT: '2' } },
     );
     expect(r.code, r.stderr).toBe(0);
     const manifest = JSON.parse(r.stdout) as BackupManifest;
@@ -185,6 +185,15 @@ describe('etcd snapshot: encryption, S3, TLS, endpoints and bad input', () => {
     await run(inject('rig').bins.etcd35.etcdutl, ['snapshot', 'restore', plain, '--data-dir', restored]);
     const st = await toolStatus('3.5', plain);
     expect(st.revision).toBe((manifest.details as { revision: number }).revision);
+  });
+
+  it('--s3-parts-in-flight outside 1-16 is a usage error, before etcd is asked for anything', async () => {
+    const cfg = minioConfig();
+    for (const n of ['0', '17']) {
+      const r = await runCli(['etcd', 'snapshot', '--endpoints', etcd.endpoint, '--store', `s3://${cfg.bucket}/${cfg.prefix}`, '--s3-parts-in-flight', n]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/s3-parts-in-flight/);
+    }
   });
 
   it('a passphrase-encrypted snapshot decrypts with the passphrase and not without it', async () => {

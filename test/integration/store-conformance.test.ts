@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/cli/errors.js';
 import { RetryingStore } from '../../src/store/retry.js';
 import { failingStream, patternBytes, readAll, sha256 } from '../helpers/streams.js';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/store/s3-store.js';
 import { fileFixture, minioConfig, openUploads, s3Fixture, type StoreFixture } from '../helpers/stores.js';
 
@@ -167,6 +168,32 @@ describe('S3 multipart puts', () => {
       expect(sha256(await readAll(await store.get('parallel/object')))).toBe(sha256(data));
       expect(await openUploads(store, config.bucket, config.prefix)).toEqual([]);
       await store.delete('parallel/object');
+    } finally {
+      store.destroy();
+    }
+  });
+
+  // Part boundaries: below one part is a single PutObject (a plain ETag); exactly one or two
+  // whole parts, and one byte more, are multipart uploads of that many parts (ETag "...-N").
+  it.each([
+    [5 * MiB - 1, 0],
+    [5 * MiB, 1],
+    [10 * MiB, 2],
+    [10 * MiB + 1, 3],
+  ])('a put of %i bytes in 64 KiB chunks is stored whole, in %i part(s) (0: one PutObject)', async (size, parts) => {
+    const config = minioConfig();
+    const store = new S3Store(config);
+    try {
+      const data = patternBytes(size, 5);
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < data.length; off += 64 * 1024) chunks.push(data.subarray(off, off + 64 * 1024));
+      const res = await store.put('bounds/object', Readable.from(chunks), { expectedSize: size });
+      expect(res).toEqual({ key: 'bounds/object', size, sha256: sha256(data) });
+      expect(sha256(await readAll(await store.get('bounds/object')))).toBe(sha256(data));
+      const head = await store.client.send(new HeadObjectCommand({ Bucket: config.bucket, Key: `${config.prefix}bounds/object` }));
+      expect(head.ETag).toMatch(parts === 0 ? /^"[0-9a-f]{32}"$/ : new RegExp(`^"[0-9a-f]{32}-${parts}"$`));
+      expect(await openUploads(store, config.bucket, config.prefix)).toEqual([]);
+      await store.delete('bounds/object');
     } finally {
       store.destroy();
     }

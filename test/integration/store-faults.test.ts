@@ -244,10 +244,12 @@ describe('S3 store under network faults (MinIO behind a fault proxy)', () => {
       expect(message).toContain(writer.key('snapshot.db'));
       expect(message).toMatch(/ECONNRESET|EPIPE/);
 
-      // The SDK made exactly its attempts per part, then the upload was aborted on the server.
-      const attempts = partAttempts();
-      expect(Object.keys(attempts).length).toBeGreaterThanOrEqual(1);
-      for (const n of Object.values(attempts)) expect(n).toBe(MAX_ATTEMPTS);
+      // The SDK made all its attempts at the part that failed; the part in flight beside it was
+      // cancelled then (at most as many attempts), and the upload was aborted on the server.
+      const attempts = Object.values(partAttempts());
+      expect(attempts.length).toBeGreaterThanOrEqual(1);
+      expect(Math.max(...attempts)).toBe(MAX_ATTEMPTS);
+      for (const n of attempts) expect(n).toBeLessThanOrEqual(MAX_ATTEMPTS);
       expect(proxy.requests(s3.createMultipartUpload)).toHaveLength(1); // an upload did exist...
       expect(proxy.requests(s3.abortMultipartUpload).length).toBeGreaterThanOrEqual(1); // ...and was aborted
 

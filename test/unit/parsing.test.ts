@@ -79,6 +79,12 @@ describe('store URLs', () => {
   it('rejects unknown server-side encryption', () => {
     expect(exitCodeOf(() => parseStoreUrl('s3://bucket', { s3Sse: 'rot13' }))).toBe(ExitCode.Usage);
   });
+
+  it('takes the parts in flight of an S3 upload, from 1 to 16', () => {
+    expect(parseStoreUrl('s3://bucket', { s3PartsInFlight: 4 })).toMatchObject({ kind: 's3', queueSize: 4 });
+    expect(parseStoreUrl('s3://bucket')).not.toHaveProperty('queueSize');
+    for (const n of [0, 17, 1.5]) expect(exitCodeOf(() => parseStoreUrl('s3://bucket', { s3PartsInFlight: n }))).toBe(ExitCode.Usage);
+  });
 });
 
 describe('object keys', () => {
