@@ -6,7 +6,8 @@ import type { Catalogue } from '../../store/catalogue.js';
 import type { BackupManifest } from '../../store/manifest.js';
 import { CODEC_SUFFIX, compressor, type Codec } from '../pipeline/codec.js';
 import { AGE_SUFFIX, encryptor, recipientFingerprints, type EncryptionConfig } from '../pipeline/encryption.js';
-import { SnapshotStream } from './snapshot-stream.js';
+import { PiecePool } from '../pipeline/piece-pool.js';
+import { OUTPUT_CHUNK, SnapshotStream } from './snapshot-stream.js';
 import { TrailerCheck, TRAILER_SIZE } from './trailer.js';
 
 export interface SnapshotOptions {
@@ -59,8 +60,11 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
   const name = snapshotObjectName(opts.codec, Boolean(opts.encryption));
   let received = 0;
   let source: SnapshotStream | undefined;
+  // zstd gives the received pieces back once it has taken them in, so they are reused.
+  const pool = opts.codec === 'zstd' ? new PiecePool(OUTPUT_CHUNK) : undefined;
   try {
     source = new SnapshotStream(transport, {
+      pool,
       token,
       windowBytes: RECEIVE_WINDOW,
       stallTimeoutMs: opts.stallTimeoutMs,
@@ -71,7 +75,7 @@ export async function takeSnapshot(cat: Catalogue, opts: SnapshotOptions): Promi
     const stages = [
       source,
       trailer,
-      ...(opts.codec === 'none' ? [] : [compressor(opts.codec, opts.level)]),
+      ...(opts.codec === 'none' ? [] : [compressor(opts.codec, opts.level, pool ? { consumed: (piece) => pool.release(piece) } : {})]),
       ...(opts.encryption ? [encryptor(opts.encryption)] : []),
     ];
     // Stored as received: the trailer check's digest of the whole stream is the stored bytes' digest.

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { LifeboatError } from '../../cli/errors.js';
 import type { Transport } from '../../etcd/connection.js';
 import { grpcError, grpcFrame, grpcHeaders, openSession } from '../../etcd/h2.js';
+import type { PiecePool } from '../pipeline/piece-pool.js';
 import { SnapshotFrames } from './snapshot-frames.js';
 
 export interface SnapshotStreamOptions {
@@ -16,6 +17,11 @@ export interface SnapshotStreamOptions {
   what: string;
   /** Called with the size of each piece of the snapshot as it arrives. */
   onBytes?: ((n: number) => void) | undefined;
+  /**
+   * Where the 256 KiB pieces come from, when a later stage gives them back once it is done with
+   * them (see PiecePool); otherwise each piece is a new Buffer.
+   */
+  pool?: PiecePool | undefined;
 }
 
 /**
@@ -23,7 +29,7 @@ export interface SnapshotStreamOptions {
  * come in all sizes down to a few bytes. Passing them on as they are would cost a write (and a
  * stream hop) each; one copy into 256 KiB pieces costs far less.
  */
-const OUTPUT_CHUNK = 256 * 1024;
+export const OUTPUT_CHUNK = 256 * 1024;
 
 /**
  * Maintenance.Snapshot over a plain HTTP/2 connection of its own: the request is an empty
@@ -41,7 +47,7 @@ export class SnapshotStream extends Readable {
   private last = Date.now();
   private timer: NodeJS.Timeout | undefined;
   /** Received blob bytes are gathered here and passed on in pieces of this size. */
-  private stage = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  private stage: Buffer;
   private fill = 0;
   private readonly deliver = (b: Buffer) => {
     this.opts.onBytes?.(b.length);
@@ -52,7 +58,7 @@ export class SnapshotStream extends Readable {
       off += n;
       if (this.fill === OUTPUT_CHUNK) {
         if (!this.push(this.stage)) this.waiting = true;
-        this.stage = Buffer.allocUnsafe(OUTPUT_CHUNK);
+        this.stage = this.newPiece();
         this.fill = 0;
       }
     }
@@ -63,8 +69,14 @@ export class SnapshotStream extends Readable {
     private readonly opts: SnapshotStreamOptions,
   ) {
     super({ highWaterMark: OUTPUT_CHUNK });
+    this.stage = this.newPiece();
     this.start();
     this.armStallTimer(opts.stallTimeoutMs);
+  }
+
+  private newPiece(): Buffer {
+    if (this.opts.pool && this.opts.pool.size !== OUTPUT_CHUNK) throw new Error(`SnapshotStream needs a pool of ${OUTPUT_CHUNK}-byte pieces`);
+    return this.opts.pool ? this.opts.pool.acquire() : Buffer.allocUnsafe(OUTPUT_CHUNK);
   }
 
   private start(): void {

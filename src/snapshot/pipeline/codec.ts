@@ -39,14 +39,27 @@ export function checkLevel(codec: Codec, level: number | undefined): number | un
  * a backup the snapshot's read transaction stays open and the operator waits;
  * `--compress-level` trades time for space.
  */
-export function compressor(codec: Codec, level?: number): Transform {
+export function compressor(codec: Codec, level?: number, opts: { consumed?: (chunk: Buffer) => void } = {}): Transform {
   switch (codec) {
-    case 'zstd':
+    case 'zstd': {
       // Two zstd worker threads with 1 MiB jobs: compression leaves the main thread, which keeps
       // receiving and hashing, for a few MiB of buffers (the default job size costs ~30 MB more).
       // With one worker the main thread waits in the compress call whenever that worker is busy;
       // a second made a 1.1 GB snapshot into MinIO ~6% faster at the same peak RSS.
-      return new (zstd().CompressStream)({ compressionLevel: level ?? 1, checksumFlag: true, nbWorkers: 2, jobSize: 1 << 20 });
+      const z = new (zstd().CompressStream)({ compressionLevel: level ?? 1, checksumFlag: true, nbWorkers: 2, jobSize: 1 << 20 });
+      const consumed = opts.consumed;
+      if (consumed) {
+        // zstd takes each input chunk into its own buffers before the write's callback, so the
+        // chunk is free for reuse then (a PiecePool's piece, say).
+        const transform = z._transform.bind(z);
+        z._transform = (chunk: Buffer, enc: BufferEncoding, done: (err?: Error | null) => void) =>
+          transform(chunk, enc, (err?: Error | null) => {
+            if (!err) consumed(chunk);
+            done(err);
+          });
+      }
+      return z;
+    }
     case 'gzip':
       return createGzip({ level: level ?? 1, chunkSize: 64 * 1024 });
     case 'none':
