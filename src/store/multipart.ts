@@ -112,8 +112,10 @@ export class MultipartWriter extends Writable {
   }
 
   private createUpload(): Promise<string> {
+    // Not cancelled with the rest: a create cancelled after the service acted on it would leave an
+    // upload whose id is unknown here, so it could not be aborted. _destroy waits for it instead.
     this.creating ??= this.opts.client
-      .send(new CreateMultipartUploadCommand({ ...this.opts.target }), { abortSignal: this.aborter.signal })
+      .send(new CreateMultipartUploadCommand({ ...this.opts.target }))
       .then((res) => {
         if (!res.UploadId) throw new Error('S3 returned no UploadId for CreateMultipartUpload');
         this.uploadId = res.UploadId;

@@ -116,6 +116,9 @@ export class S3Store implements ObjectStore {
     try {
       await pipelineP(body, writer, opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
+      // The writer aborts its multipart upload as it closes, which may take a round trip or two
+      // after the pipeline has failed: report the failure only once nothing is left open.
+      if (!writer.closed) await new Promise<void>((resolve) => writer.once('close', () => resolve()));
       if (nameOf(err) === 'NoSuchUpload' && writer.allReceived && (await this.completedDespite(key, { size: writer.bytes, sha256: sha256() }))) {
         return { key, size: writer.bytes, sha256: sha256() };
       }

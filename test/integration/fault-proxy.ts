@@ -25,12 +25,14 @@
  *    `afterBytes: 0` the client gets nothing: the proxy waits until the server has sent the whole
  *    response (so the request has certainly been processed), then resets the client ("response
  *    lost").
+ *  - delay: the request is forwarded (the server handles it at once); the response reaches the
+ *    client whole, `delayMs` later.
  */
 import net from 'node:net';
 
-export type FaultKind = 'reset' | 'slowdown' | 'stall' | 'reset-mid-body' | 'reset-mid-response';
+export type FaultKind = 'reset' | 'slowdown' | 'stall' | 'reset-mid-body' | 'reset-mid-response' | 'delay';
 
-export const FAULT_KINDS: readonly FaultKind[] = ['reset', 'slowdown', 'stall', 'reset-mid-body', 'reset-mid-response'];
+export const FAULT_KINDS: readonly FaultKind[] = ['reset', 'slowdown', 'stall', 'reset-mid-body', 'reset-mid-response', 'delay'];
 
 /** What a fault's `match` sees of a request. */
 export interface ProxiedRequest {
@@ -50,6 +52,8 @@ export interface FaultSpec {
   count?: number;
   /** reset-mid-body: request body bytes forwarded; reset-mid-response: response body bytes passed (default 64 KiB). */
   afterBytes?: number;
+  /** delay: how long the response is held back (default 500 ms). */
+  delayMs?: number;
 }
 
 export interface RequestRecord extends ProxiedRequest {
@@ -218,6 +222,8 @@ export async function startFaultProxy(opts: { target: string }): Promise<FaultPr
         return forward(client, head, { stall: true });
       case 'reset-mid-response':
         return forward(client, head, { midResponse: spec.afterBytes ?? DEFAULT_AFTER_BYTES });
+      case 'delay':
+        return forward(client, head, { delayMs: spec.delayMs ?? 500 });
       default:
         return forward(client, head, {});
     }
@@ -274,8 +280,13 @@ export async function startFaultProxy(opts: { target: string }): Promise<FaultPr
   const forward = (
     client: net.Socket,
     head: Head,
-    mode: { stall?: boolean; midBody?: number; midResponse?: number },
+    mode: { stall?: boolean; midBody?: number; midResponse?: number; delayMs?: number },
   ): ((chunk: Buffer) => void) => {
+    // delay: every response event is handled delayMs late, in order.
+    const later = (fn: () => void): void => {
+      if (mode.delayMs) setTimeout(fn, mode.delayMs);
+      else fn();
+    };
     const upstream = track(net.connect({ host: targetHost, port: targetPort }));
     upstream.on('error', () => hardReset(client));
     client.once('close', () => upstream.destroy());
@@ -314,7 +325,8 @@ export async function startFaultProxy(opts: { target: string }): Promise<FaultPr
       bodySent += chunk.length;
       toClient(chunk);
     };
-    upstream.on('data', (chunk: Buffer) => {
+    upstream.on('data', (chunk: Buffer) => later(() => onResponseData(chunk)));
+    const onResponseData = (chunk: Buffer): void => {
       if (inBody) {
         passBody(chunk);
         return;
@@ -344,15 +356,16 @@ export async function startFaultProxy(opts: { target: string }): Promise<FaultPr
         passBody(rest);
         return;
       }
-    });
-    upstream.on('end', () => {
+    };
+    upstream.on('end', () => later(onResponseEnd));
+    const onResponseEnd = (): void => {
       if (mode.stall) return; // hold the client until it gives up
       if (mode.midResponse === 0) {
         hardReset(client);
         return;
       }
       if (!cut && !client.destroyed) client.end();
-    });
+    };
 
     // Request direction.
     let sent = 0;

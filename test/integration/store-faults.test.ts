@@ -180,7 +180,7 @@ describe('S3 store under network faults (MinIO behind a fault proxy)', () => {
       expect(res).toEqual({ key: 'big/object.bin', size: SIZE, sha256: expected });
       // Every planned fault was injected, and each part took exactly the attempts it was made to.
       expect(proxy.pending()).toBe(0);
-      expect(proxy.stats.faults).toEqual({ reset: 3, slowdown: 2, stall: 1, 'reset-mid-body': 1, 'reset-mid-response': 0 });
+      expect(proxy.stats.faults).toEqual({ reset: 3, slowdown: 2, stall: 1, 'reset-mid-body': 1, 'reset-mid-response': 0, delay: 0 });
       const faultFree = Object.fromEntries(Array.from({ length: parts - 5 }, (_, i) => [i + 6, 1]));
       expect(partAttempts()).toEqual({ 1: 2, 2: 3, 3: 3, 4: 2, 5: 2, ...faultFree });
       expect(proxy.requests(s3.createMultipartUpload)).toHaveLength(1);
@@ -214,6 +214,27 @@ describe('S3 store under network faults (MinIO behind a fault proxy)', () => {
       expect(proxy.requests(s3.completeMultipartUpload)).toHaveLength(4);
       expect(await digest(await direct.get('mpu/edges.bin'))).toEqual({ size: SIZE, sha256: expected });
       expect(await openUploads()).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'a put whose source fails while its multipart upload is being created aborts that upload once it exists',
+    async () => {
+      // MinIO creates the upload at once; its answer reaches lifeboat 800 ms later, after the
+      // source has failed. The upload must still be found and aborted, not left open.
+      proxy.plan([{ match: s3.createMultipartUpload, fault: 'delay', delayMs: 800 }]);
+      const failing = async function* () {
+        yield* pattern(6 * MiB, 4);
+        await new Promise((r) => setTimeout(r, 100));
+        throw new Error('etcd went away');
+      };
+      await expect(inner.put('race/object.bin', Readable.from(failing()), { expectedSize: 64 * MiB })).rejects.toThrow(/etcd went away/);
+      expect(proxy.stats.faults.delay).toBe(1);
+      expect(proxy.requests(s3.createMultipartUpload)).toHaveLength(1);
+      expect(proxy.requests(s3.abortMultipartUpload)).toHaveLength(1);
+      expect(await openUploads()).toEqual([]);
+      expect(await direct.stat('race/object.bin')).toBeUndefined();
     },
     TEST_TIMEOUT,
   );

@@ -173,6 +173,19 @@ describe('fault proxy', () => {
     expect(proxy.stats.faults.stall).toBe(1);
   });
 
+  it('delay: the server handles the request at once, the client gets the whole response delayMs later', async () => {
+    proxy.plan([{ fault: 'delay', delayMs: 400 }]);
+    const t0 = Date.now();
+    const pending = request('GET', '/big');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toMatchObject([{ method: 'GET', url: '/big', complete: true }]);
+    const res = await pending;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(380);
+    expect(res.status).toBe(200);
+    expect(sha(res.body)).toBe(sha(BIG));
+    expect(proxy.stats.faults.delay).toBe(1);
+  });
+
   it('reset-mid-body: the server sees a truncated body, the client a reset', async () => {
     proxy.plan([{ fault: 'reset-mid-body', afterBytes: 100_000 }]);
     await expect(request('PUT', '/m', { body: randomBytes(1_000_000) })).rejects.toMatchObject({
