@@ -8,8 +8,8 @@ import {
   type S3Client,
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
-import { createHash, type Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { ByteDigest } from './hashing.js';
 
 export interface MultipartTarget {
   Bucket: string;
@@ -44,14 +44,9 @@ export interface MultipartWriterOptions {
  * upload, so no parts are left behind; the error is the stream's.
  */
 export class MultipartWriter extends Writable {
-  /** Bytes written so far. */
-  bytes = 0;
-  /** The multipart upload's id, once created. */
-  uploadId: string | undefined;
   /** True once every byte has been received and the completion has started. */
   allReceived = false;
-  private readonly hasher: Hash | undefined;
-  private digestHex: string | undefined;
+  private readonly digest: ByteDigest;
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private current: Buffer | undefined;
@@ -67,19 +62,21 @@ export class MultipartWriter extends Writable {
 
   constructor(private readonly opts: MultipartWriterOptions) {
     super({ highWaterMark: 256 * 1024 });
-    this.hasher = opts.hash ? createHash('sha256') : undefined;
+    this.digest = new ByteDigest({ hash: opts.hash });
+  }
+
+  /** Bytes written so far. */
+  get bytes(): number {
+    return this.digest.bytes;
   }
 
   /** Hex sha256 of everything written; only valid once the stream has finished. */
   get sha256(): string {
-    if (!this.hasher) throw new Error('MultipartWriter: sha256 asked of a writer made without hashing');
-    this.digestHex ??= this.hasher.digest('hex');
-    return this.digestHex;
+    return this.digest.sha256;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.hasher?.update(chunk);
-    this.bytes += chunk.length;
+    this.digest.update(chunk);
     this.take(chunk, 0, cb);
   }
 
@@ -118,7 +115,6 @@ export class MultipartWriter extends Writable {
       .send(new CreateMultipartUploadCommand({ ...this.opts.target }))
       .then((res) => {
         if (!res.UploadId) throw new Error('S3 returned no UploadId for CreateMultipartUpload');
-        this.uploadId = res.UploadId;
         return res.UploadId;
       });
     return this.creating;
@@ -138,14 +134,12 @@ export class MultipartWriter extends Writable {
           { abortSignal: this.aborter.signal },
         ),
       )
-      .then(
-        (res) => {
-          if (!res.ETag) throw new Error(`S3 returned no ETag for part ${partNumber}`);
-          this.parts.push({ ETag: res.ETag, PartNumber: partNumber });
-          // Only now, with the part stored, may the buffer be filled again.
-          this.free.push(buf);
-        },
-      )
+      .then((res) => {
+        if (!res.ETag) throw new Error(`S3 returned no ETag for part ${partNumber}`);
+        this.parts.push({ ETag: res.ETag, PartNumber: partNumber });
+        // Only now, with the part stored, may the buffer be filled again.
+        this.free.push(buf);
+      })
       .catch((err: unknown) => {
         this.destroy(asError(err));
       })
@@ -183,8 +177,9 @@ export class MultipartWriter extends Writable {
     await this.settle();
     if (this.failure) throw this.failure;
     const Parts = [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
+    const UploadId = await this.createUpload();
     await this.opts.client.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: this.uploadId, MultipartUpload: { Parts } }),
+      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }),
       { abortSignal: this.aborter.signal },
     );
     this.completed = true;

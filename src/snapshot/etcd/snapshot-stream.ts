@@ -69,13 +69,13 @@ export class SnapshotStream extends Readable {
     private readonly opts: SnapshotStreamOptions,
   ) {
     super({ highWaterMark: OUTPUT_CHUNK });
+    if (opts.pool && opts.pool.size !== OUTPUT_CHUNK) throw new Error(`SnapshotStream needs a pool of ${OUTPUT_CHUNK}-byte pieces`);
     this.stage = this.newPiece();
     this.start();
     this.armStallTimer(opts.stallTimeoutMs);
   }
 
   private newPiece(): Buffer {
-    if (this.opts.pool && this.opts.pool.size !== OUTPUT_CHUNK) throw new Error(`SnapshotStream needs a pool of ${OUTPUT_CHUNK}-byte pieces`);
     return this.opts.pool ? this.opts.pool.acquire() : Buffer.allocUnsafe(OUTPUT_CHUNK);
   }
 
