@@ -11,6 +11,8 @@ import {
 import { Writable } from 'node:stream';
 import { ByteDigest } from './hashing.js';
 
+const STOPPED = 'The upload was stopped before it finished.';
+
 export interface MultipartTarget {
   Bucket: string;
   Key: string;
@@ -57,8 +59,6 @@ export class MultipartWriter extends Writable {
   private creating: Promise<string> | undefined;
   private readonly aborter = new AbortController();
   private wake: (() => void) | undefined;
-  private failure: Error | undefined;
-  private completed = false;
 
   constructor(private readonly opts: MultipartWriterOptions) {
     super({ highWaterMark: 256 * 1024 });
@@ -83,7 +83,6 @@ export class MultipartWriter extends Writable {
   private take(chunk: Buffer, from: number, cb: (err?: Error | null) => void): void {
     let off = from;
     while (off < chunk.length) {
-      if (this.failure) return cb(this.failure);
       if (!this.current) {
         const buf = this.free.pop() ?? (this.allocated <= this.opts.queueSize ? this.allocate() : undefined);
         if (!buf) {
@@ -141,7 +140,7 @@ export class MultipartWriter extends Writable {
         this.free.push(buf);
       })
       .catch((err: unknown) => {
-        this.destroy(asError(err));
+        this.destroy(err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
         this.inFlight.delete(sent);
@@ -169,20 +168,19 @@ export class MultipartWriter extends Writable {
       await this.opts.client.send(new PutObjectCommand({ ...this.opts.target, Body: body, ContentLength: body.length }), {
         abortSignal: this.aborter.signal,
       });
-      this.completed = true;
       this.release();
       return;
     }
     if (this.fill > 0) this.sendPart();
     await this.settle();
-    if (this.failure) throw this.failure;
+    // A part that failed meanwhile has destroyed the stream: no completion then.
+    if (this.destroyed) throw this.errored ?? new Error(STOPPED);
     const Parts = [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
     const UploadId = await this.createUpload();
     await this.opts.client.send(
       new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }),
       { abortSignal: this.aborter.signal },
     );
-    this.completed = true;
     this.release();
   }
 
@@ -193,11 +191,11 @@ export class MultipartWriter extends Writable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.wake = undefined;
-    if (this.completed) {
+    // Destroyed after it finished (autoDestroy): the object is stored, nothing to abort.
+    if (this.writableFinished) {
       cb(err);
       return;
     }
-    this.failure ??= err ?? new Error('The upload was stopped before it finished.');
     this.aborter.abort();
     void (async () => {
       await this.settle();
@@ -212,8 +210,4 @@ export class MultipartWriter extends Writable {
       this.release();
     })().then(() => cb(err));
   }
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }
