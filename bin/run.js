@@ -16,8 +16,9 @@ if (/^etcd($|:)/.test(topic ?? '')) v8.setFlagsFromString('--semi-space-growth-f
 // snapshot allocates steadily but keeps little: in about half the runs the multiple fell to 1.1
 // (a 22 MB threshold over a 13 MB heap) and V8 then ran up to a full collection every 60 ms,
 // 28-91 per 1.1 GB snapshot (against 2-9), for up to 1.5 s more CPU. Held at 4 (V8's ceiling),
-// each of 19 traced snapshots ran 1-2. Only for `etcd snapshot`, whose live heap stays small whatever the db size;
-// `etcd inspect` keeps every key in memory and would grow fourfold before collecting.
+// each of 19 traced snapshots ran 1-2. Only for `etcd snapshot`, whose live heap stays small
+// whatever the db size; `etcd inspect` keeps every key in memory and would grow fourfold before
+// collecting.
 if ((topic === 'etcd' && command === 'snapshot') || topic === 'etcd:snapshot') v8.setFlagsFromString('--heap-growing-percent=300');
 
 // The AWS SDK warns on every run that its 2027 releases need Node 22; lifeboat pins a release
