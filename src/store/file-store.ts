@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { LifeboatError, NotFoundError } from '../cli/errors.js';
+import { FileWriter } from './file-writer.js';
 import { HashCounter } from './hashing.js';
 import { checkKey, type GetOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
 
@@ -38,8 +39,8 @@ export class FileStore implements ObjectStore {
     const counter = opts.knownSha256 ? undefined : new HashCounter();
     let out;
     try {
-      // The stream owns the handle: it fsyncs (flush) and closes it before the pipeline resolves.
-      out = createWriteStream('', { fd: handle, flush: true });
+      // The writer owns the handle: it fsyncs and closes it before the pipeline resolves.
+      out = new FileWriter(handle);
       await pipeline([body, ...(counter ? [counter] : []), out], opts.signal ? { signal: opts.signal } : {});
       await fs.rename(tmp, final);
       await syncDir(dir);

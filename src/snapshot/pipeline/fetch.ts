@@ -1,4 +1,3 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IntegrityError, UsageError } from '../../cli/errors.js';
 import type { Catalogue } from '../../store/catalogue.js';
+import { FileWriter } from '../../store/file-writer.js';
 import { HashCounter } from '../../store/hashing.js';
 import type { BackupManifest, ObjectRecord } from '../../store/manifest.js';
 import { decompressor } from './codec.js';
@@ -41,7 +41,7 @@ export async function fetchToTempFile(cat: Catalogue, manifest: BackupManifest, 
   try {
     const stored = new HashCounter();
     const payload = new HashCounter();
-    const out = createWriteStream('', { fd: await open(path, 'wx', 0o600), flush: true });
+    const out = new FileWriter(await open(path, 'wx', 0o600));
     const decompress = decompressor(rec.codec ?? 'none');
     decompress.once('error', (err) => (decompressError = err));
     stored.on('data', () => opts.onProgress?.(stored.bytes, rec.size));
