@@ -28,6 +28,9 @@
 //   --max-noise F      a run during which other processes used more than F CPUs on average
 //                      (default 0.15) is noisy: re-run up to --retries times (default 3), then kept
 //                      and flagged; discarded runs are listed in the JSON
+//   --no-sync          do not run `sync` after removing the previous run's output (before
+//                      2026-12-04 22:30 the benchmark did not; each run then also paid for
+//                      committing its predecessor's deletion)
 //   --json FILE        write results here (default <--work>/etcd-snapshot-<time>.json, printed)
 //   --fill-only        fill (and keep with --data-dir), then stop
 //   --serve            fill or reuse, then keep etcd running and print its endpoint until killed
@@ -70,6 +73,7 @@ const { values: opt } = parseArgs({
     'max-noise': { type: 'string', default: '0.15' },
     retries: { type: 'string', default: '3' },
     seed: { type: 'string', default: '1' },
+    'no-sync': { type: 'boolean', default: false },
   },
 });
 
@@ -581,6 +585,10 @@ async function main() {
     const measureOnce = async (name, round) => {
       const d = defs[name];
       await cleanup();
+      // The previous run's 1.1 GB file was just deleted: without a sync, its freed blocks (and, on
+      // a filesystem mounted with `discard`, their discards) wait in the journal for the next
+      // commit, which the next run's fsync forces, so each run would pay for its predecessor.
+      if (!opt['no-sync']) await run('sync', [], baseEnv);
       const quietWait = await waitQuiet();
       const cpu0 = cpuTotals();
       const self0 = process.cpuUsage();
