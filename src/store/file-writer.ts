@@ -28,9 +28,9 @@ export class FileWriter extends Writable {
   bytesWritten = 0;
   private readonly syncEvery: number;
   private readonly maxUnsynced: number;
-  /** Bytes written since the last flush started, and since the last one finished. */
-  private sinceSyncStart = 0;
-  private unsynced = 0;
+  /** Bytes written when the latest flush started, and those the latest finished flush covered. */
+  private flushStartedAt = 0;
+  private flushedTo = 0;
   private syncing: Promise<void> | undefined;
   private syncError: Error | undefined;
 
@@ -58,13 +58,11 @@ export class FileWriter extends Writable {
     while (left.length) {
       const { bytesWritten } = await this.handle.writev(left, this.bytesWritten);
       this.bytesWritten += bytesWritten;
-      this.sinceSyncStart += bytesWritten;
-      this.unsynced += bytesWritten;
       left = skip(left, bytesWritten);
     }
-    if (this.sinceSyncStart >= this.syncEvery && !this.syncing) this.startSync();
+    if (this.bytesWritten - this.flushStartedAt >= this.syncEvery && !this.syncing) this.startSync();
     // The disk is behind: wait for the flush in flight, then start the next.
-    while (this.unsynced >= this.maxUnsynced) {
+    while (this.bytesWritten - this.flushedTo >= this.maxUnsynced && !this.syncError) {
       if (!this.syncing) this.startSync();
       await this.syncing;
     }
@@ -72,16 +70,15 @@ export class FileWriter extends Writable {
   }
 
   private startSync(): void {
-    const covered = this.unsynced;
-    this.sinceSyncStart = 0;
+    const covered = this.bytesWritten;
+    this.flushStartedAt = covered;
     this.syncing = this.handle.datasync().then(
       () => {
-        this.unsynced -= covered;
+        this.flushedTo = covered;
         this.syncing = undefined;
       },
       (err: Error) => {
         this.syncError ??= err;
-        this.unsynced = 0;
         this.syncing = undefined;
       },
     );
