@@ -28,8 +28,8 @@
 //   --max-noise F      a run during which other processes used more than F CPUs on average
 //                      (default 0.15) is noisy: re-run up to --retries times (default 3), then kept
 //                      and flagged; discarded runs are listed in the JSON
-//   --no-sync          do not run `sync` after removing the previous run's output (before
-//                      2026-12-04 22:30 the benchmark did not; each run then also paid for
+//   --no-sync          do not run `sync` after removing the previous run's output, as every
+//                      invocation in docs/benchmarks.md before J did (a run could then pay for
 //                      committing its predecessor's deletion)
 //   --json FILE        write results here (default <--work>/etcd-snapshot-<time>.json, printed)
 //   --fill-only        fill (and keep with --data-dir), then stop
@@ -587,7 +587,7 @@ async function main() {
       await cleanup();
       // The previous run's 1.1 GB file was just deleted: without a sync, its freed blocks (and, on
       // a filesystem mounted with `discard`, their discards) wait in the journal for the next
-      // commit, which the next run's fsync forces, so each run would pay for its predecessor.
+      // commit, which the next run's fsync may force, so a run could pay for its predecessor.
       if (!opt['no-sync']) await run('sync', [], baseEnv);
       const quietWait = await waitQuiet();
       const cpu0 = cpuTotals();
