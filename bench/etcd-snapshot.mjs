@@ -489,8 +489,9 @@ async function main() {
     const i = v.indexOf('=');
     const [file, ...rest] = v.slice(i + 1).split(' ').filter(Boolean);
     if (i <= 0 || !file || !existsSync(file)) throw new Error(`--variant ${v}: want NAME=FILE [ENV=VALUE...] [NODE-ARGS] (FILE an existing bin/run.js)`);
-    const env = Object.fromEntries(rest.filter((a) => /^[A-Z_][A-Z0-9_]*=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-    return { name: v.slice(0, i), entry: resolve(file), env, nodeArgs: rest.filter((a) => !/^[A-Z_][A-Z0-9_]*=/.test(a)) };
+    const isEnv = (a) => /^[A-Z_][A-Z0-9_]*=/.test(a);
+    const env = Object.fromEntries(rest.filter(isEnv).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+    return { name: v.slice(0, i), entry: resolve(file), env, nodeArgs: rest.filter((a) => !isEnv(a)) };
   });
   const cases = [...baseCases];
   for (const v of variants) for (const c of baseCases) if (c !== 'etcdctl') cases.push(`${c}@${v.name}`);

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { Catalogue } from '../store/catalogue.js';
-import { DEFAULT_STORE, openStore, parseStoreUrl } from '../store/open.js';
+import { DEFAULT_STORE, MAX_S3_PARTS_IN_FLIGHT, openStore, parseStoreUrl } from '../store/open.js';
 import { withEnv } from './env.js';
 import type { Logger } from './log.js';
 
@@ -20,7 +20,7 @@ export const storeFlags = withEnv({
     summary: 'Parts of an upload sent at once (default 1; one more is filled meanwhile).',
     description: 'Each part is 5 MiB or more and held in memory while it is sent: raise this on a slow or distant link, at the cost of a part of memory each.',
     min: 1,
-    max: 16,
+    max: MAX_S3_PARTS_IN_FLIGHT,
     helpGroup: 'STORE',
   }),
 });

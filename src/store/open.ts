@@ -22,6 +22,9 @@ export interface StoreOptions {
   s3PartsInFlight?: number | undefined;
 }
 
+/** The most parts of one upload sent at once (--s3-parts-in-flight): each holds 5 MiB or more. */
+export const MAX_S3_PARTS_IN_FLIGHT = 16;
+
 /** Parses a store URL: a plain path, file:///abs/path, or s3://bucket/prefix. */
 export function parseStoreUrl(url: string, opts: StoreOptions = {}): StoreConfig {
   const raw = url.trim();
@@ -53,8 +56,8 @@ export function parseStoreUrl(url: string, opts: StoreOptions = {}): StoreConfig
       throw new UsageError(`Unknown server-side encryption ${JSON.stringify(opts.s3Sse)}.`, { hint: 'Use AES256 or aws:kms.' });
     }
     const inFlight = opts.s3PartsInFlight;
-    if (inFlight !== undefined && (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 16)) {
-      throw new UsageError(`--s3-parts-in-flight ${inFlight} is out of range.`, { hint: 'Use a whole number from 1 to 16.' });
+    if (inFlight !== undefined && (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > MAX_S3_PARTS_IN_FLIGHT)) {
+      throw new UsageError(`--s3-parts-in-flight ${inFlight} is out of range.`, { hint: `Use a whole number from 1 to ${MAX_S3_PARTS_IN_FLIGHT}.` });
     }
     return {
       kind: 's3',
